@@ -1,0 +1,231 @@
+"""The interface both backbones share, and the one generation loop they both run.
+
+A backbone only knows how to evaluate tokens (optionally reading and offsetting layer outputs) and how
+to turn ids into text. Sampling, stop strings, streaming and end-of-sequence handling live here, once,
+so Torch and llama.cpp cannot drift apart in what they generate from the same logits."""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from metaspider.core.chat import Message, render_chat
+
+Injector = Callable[[int, "object", np.ndarray], "object"]
+"""(layer, hidden [T, d], absolute positions [T]) → offsets [T, d] to add to that layer's output.
+
+`hidden` and the returned offsets are the backbone's native arrays: torch tensors on Torch, NumPy on
+llama.cpp. The injector is called for every evaluated position at or after `inject_from`."""
+
+
+@dataclass(frozen=True)
+class Injection:
+    """What pass 2 adds to the residual stream.
+
+    `injector` runs per evaluated token; `control` is a constant per-layer vector (a llama.cpp control
+    vector). Positions before `inject_from` are left alone, which lets pass 2 reuse pass 1's cache."""
+
+    injector: Injector | None = None
+    layers: tuple[int, ...] = ()
+    """The layers `injector` writes to."""
+    control: dict[int, np.ndarray] | None = None
+    inject_from: int = 0
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    max_tokens: int = 128
+    temperature: float = 0.0
+    seed: int | None = None
+    stop: tuple[str, ...] = ()
+    top_logprobs: int = 0
+
+
+@dataclass
+class TokenOut:
+    """One generated token and the text it makes visible (may be empty while a stop string or a
+    multi-byte character is still undecided)."""
+
+    token_id: int
+    text: str
+    logprob: float
+    top_logprobs: list[tuple[int, float]] = field(default_factory=list)
+
+
+@dataclass
+class GenerationEnd:
+    finish_reason: str
+    """"stop" (end of sequence or a stop string) or "length"."""
+    n_prompt_tokens: int
+    n_generated: int
+
+
+class Backbone(ABC):
+    """A frozen base model that can be read from and written into, layer by layer."""
+
+    name: str
+    n_layers: int
+    d_model: int
+    fingerprint: str
+    chat_template: str
+    bos_token: str
+    eos_token: str
+
+    @abstractmethod
+    def tokenize(self, text: str) -> list[int]:
+        """Text with special tokens parsed, no BOS added beyond what the text holds."""
+
+    @abstractmethod
+    def detokenize(self, ids: Sequence[int]) -> str: ...
+
+    @abstractmethod
+    def is_end_of_generation(self, token_id: int) -> bool: ...
+
+    @abstractmethod
+    def capture(self, ids: Sequence[int], layers: Sequence[int], positions: Sequence[int] = (-1,)) -> np.ndarray:
+        """Layer outputs (DESIGN "layer L output") at `positions` of `ids`, float32 [layers, positions, d].
+
+        Leaves the model's cache holding `ids` without injection, so a following `generate` on the same
+        ids only has to evaluate from `inject_from` on."""
+
+    @abstractmethod
+    def _evaluate(self, ids: Sequence[int], injection: Injection | None) -> np.ndarray:
+        """Bring the cache to `ids` (reusing what it can) and return the float32 logits of the last one."""
+
+    @abstractmethod
+    def _accept(self, token_id: int, injection: Injection | None) -> np.ndarray:
+        """Evaluate one more token on top of the cache and return its logits."""
+
+    @abstractmethod
+    def _finish(self, injection: Injection | None) -> None:
+        """Drop injected positions from the cache: a later request may inject something else."""
+
+    def chat_ids(self, messages: list[Message], tools: list[dict] | None = None) -> list[int]:
+        return self.tokenize(self.render(messages, tools))
+
+    def render(self, messages: list[Message], tools: list[dict] | None = None) -> str:
+        return render_chat(
+            self.chat_template, messages, bos_token=self.bos_token, eos_token=self.eos_token, tools=tools
+        )
+
+    def next_logits(self, ids: Sequence[int], injection: Injection | None = None) -> np.ndarray:
+        try:
+            return self._evaluate(ids, injection)
+        finally:
+            self._finish(injection)
+
+    def generate(
+        self, ids: Sequence[int], params: SamplingParams, injection: Injection | None = None
+    ) -> Iterator[TokenOut | GenerationEnd]:
+        """Yields tokens as they are decided, then one `GenerationEnd`."""
+        try:
+            yield from self._generate(ids, params, injection)
+        finally:
+            self._finish(injection)
+
+    def _generate(
+        self, ids: Sequence[int], params: SamplingParams, injection: Injection | None
+    ) -> Iterator[TokenOut | GenerationEnd]:
+        rng = np.random.default_rng(params.seed)
+        text = _StreamedText(self, params.stop)
+        logits = self._evaluate(ids, injection)
+        finish, n = "length", 0
+        while n < params.max_tokens:
+            token, logprobs = _sample(logits, params.temperature, rng)
+            n += 1
+            if self.is_end_of_generation(token):
+                finish = "stop"
+                break
+            visible, stopped = text.push(token)
+            yield TokenOut(token, visible, float(logprobs[token]), _top(logprobs, params.top_logprobs))
+            if stopped:
+                finish = "stop"
+                break
+            if n < params.max_tokens:
+                logits = self._accept(token, injection)
+        tail = "" if text.stopped else text.flush()
+        if tail:
+            yield TokenOut(-1, tail, 0.0)
+        yield GenerationEnd(finish, len(ids), n)
+
+    def complete(self, ids: Sequence[int], params: SamplingParams, injection: Injection | None = None) -> tuple[str, GenerationEnd]:
+        """Non-streamed generation: by construction the concatenation of the streamed pieces."""
+        pieces: list[str] = []
+        end: GenerationEnd | None = None
+        for item in self.generate(ids, params, injection):
+            if isinstance(item, TokenOut):
+                pieces.append(item.text)
+            else:
+                end = item
+        assert end is not None
+        return "".join(pieces), end
+
+
+def _sample(logits: np.ndarray, temperature: float, rng: np.random.Generator) -> tuple[int, np.ndarray]:
+    logprobs = _log_softmax(logits.astype(np.float64))
+    if temperature <= 0:
+        return int(np.argmax(logits)), logprobs
+    scaled = _log_softmax(logits.astype(np.float64) / temperature)
+    return int(rng.choice(len(scaled), p=np.exp(scaled))), logprobs
+
+
+def _log_softmax(x: np.ndarray) -> np.ndarray:
+    shifted = x - x.max()
+    return shifted - math.log(np.exp(shifted).sum())
+
+
+def _top(logprobs: np.ndarray, k: int) -> list[tuple[int, float]]:
+    if k <= 0:
+        return []
+    best = np.argpartition(-logprobs, k)[:k]
+    best = best[np.argsort(-logprobs[best])]
+    return [(int(i), float(logprobs[i])) for i in best]
+
+
+class _StreamedText:
+    """Incremental detokenization with stop strings.
+
+    Text is released only when it can no longer become part of a stop string and does not end in an
+    unfinished UTF-8 character, so streaming and non-streaming produce the same text."""
+
+    def __init__(self, backbone: Backbone, stop: tuple[str, ...]):
+        self._backbone = backbone
+        self._stop = stop
+        self._ids: list[int] = []
+        self._released = 0
+        self.stopped = False
+
+    def push(self, token_id: int) -> tuple[str, bool]:
+        self._ids.append(token_id)
+        text = self._backbone.detokenize(self._ids)
+        for stop in self._stop:
+            at = text.find(stop)
+            if at != -1:
+                self.stopped = True
+                return self._release(text[:at]), True
+        if text.endswith("\ufffd"):
+            return "", False
+        return self._release(text[: len(text) - self._held_back(text)]), False
+
+    def flush(self) -> str:
+        return self._release(self._backbone.detokenize(self._ids).rstrip("\ufffd"))
+
+    def _held_back(self, text: str) -> int:
+        """Length of the longest suffix of `text` that is a prefix of some stop string."""
+        longest = 0
+        for stop in self._stop:
+            for size in range(min(len(stop) - 1, len(text)), longest, -1):
+                if stop.startswith(text[-size:]):
+                    longest = size
+                    break
+        return longest
+
+    def _release(self, text: str) -> str:
+        if len(text) <= self._released:
+            return ""
+        piece, self._released = text[self._released :], len(text)
+        return piece

@@ -1,0 +1,228 @@
+"""The llama.cpp backbone: stock llama-cpp-python from PyPI, driven through its low-level API.
+
+Layer outputs are reached through the context's evaluation callback: asked about every graph node, it
+claims the `l_out-L` tensors we need; once one is computed we copy it out, and for injection add the
+offsets and copy it back before the next block reads it. Constant offsets go through llama.cpp's own
+control-vector slot. Both are global to a context, so one context serves one request at a time
+(callers hold `lock`)."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from collections.abc import Sequence
+
+import llama_cpp
+import numpy as np
+from llama_cpp._internals import LlamaBatch, LlamaContext, LlamaModel
+
+from metaspider.core.backbone import Backbone, Injection
+from metaspider.core.ggml_tensors import TensorNames, read_rows, write_rows
+from metaspider.core.model_files import chat_template, fingerprint
+from metaspider.core.registry import resolve
+from metaspider.errors import MetaspiderError
+
+_PREFIX = b"l_out-"
+
+
+class LlamaCppBackbone(Backbone):
+    def __init__(self, model: str, n_ctx: int = 2048, n_threads: int | None = None, n_batch: int = 512):
+        path = resolve(model)
+        llama_cpp.llama_log_set(_silent_log, ctypes.c_void_p(0))
+        try:
+            self._model = LlamaModel(path_model=str(path), params=llama_cpp.llama_model_default_params(), verbose=False)
+        except ValueError as exc:
+            raise MetaspiderError(f"llama.cpp could not load {path}: {exc}") from None
+        self.name = model
+        self.path = path
+        self.n_layers = llama_cpp.llama_model_n_layer(self._model.model)
+        self.d_model = llama_cpp.llama_model_n_embd(self._model.model)
+        self.n_vocab = self._model.n_vocab()
+        self.fingerprint = fingerprint(path)
+        self.chat_template = chat_template(model, path)
+        self.bos_token = self._token_text(llama_cpp.llama_vocab_bos(self._model.vocab))
+        self.eos_token = self._token_text(llama_cpp.llama_vocab_eos(self._model.vocab))
+        self.lock = threading.RLock()
+        self._names = TensorNames()
+        self._watch: frozenset[int] = frozenset()
+        self._reads: dict[int, list[np.ndarray]] = {}
+        self._injection: Injection | None = None
+        self._positions = np.zeros(0, dtype=np.int64)
+        self._cursor: dict[int, int] = {}
+        self._error: BaseException | None = None
+        self._callback = llama_cpp.ggml_backend_sched_eval_callback(self._on_eval)
+        self._ctx = self._context(n_ctx, n_threads or os.cpu_count() or 1, n_batch)
+        self._batch = LlamaBatch(n_tokens=n_batch, embd=0, n_seq_max=1, verbose=False)
+        self._n_batch = n_batch
+        self._cached: list[int] = []
+
+    def _context(self, n_ctx: int, n_threads: int, n_batch: int) -> LlamaContext:
+        params = llama_cpp.llama_context_default_params()
+        params.n_ctx = n_ctx
+        params.n_batch = params.n_ubatch = n_batch
+        params.n_threads = params.n_threads_batch = n_threads
+        params.no_perf = True
+        params.cb_eval = self._callback
+        return LlamaContext(model=self._model, params=params, verbose=False)
+
+    def tokenize(self, text: str) -> list[int]:
+        return self._model.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        return self._model.detokenize(list(ids), special=True).decode("utf-8", errors="replace")
+
+    def is_end_of_generation(self, token_id: int) -> bool:
+        return bool(llama_cpp.llama_vocab_is_eog(self._model.vocab, token_id))
+
+    def capture(self, ids: Sequence[int], layers: Sequence[int], positions: Sequence[int] = (-1,)) -> np.ndarray:
+        wanted = [p % len(ids) for p in positions]
+        self._check_layers(layers)
+        self._reads = {layer: [] for layer in layers}
+        try:
+            self._decode_from(ids, min(wanted), watch=frozenset(layers))
+            seen = self._positions_evaluated
+            rows = {layer: np.concatenate(chunks) for layer, chunks in self._reads.items()}
+        finally:
+            self._reads = {}
+        index = [int(np.flatnonzero(seen == p)[0]) for p in wanted]
+        return np.stack([rows[layer][index] for layer in layers])
+
+    def _evaluate(self, ids: Sequence[int], injection: Injection | None) -> np.ndarray:
+        start = injection.inject_from if injection else len(ids)
+        if injection is not None:
+            self._begin(injection)
+        return self._decode_from(ids, min(start, len(ids) - 1), watch=self._injected_layers())
+
+    def _accept(self, token_id: int, injection: Injection | None) -> np.ndarray:
+        return self._decode_from([*self._cached, token_id], len(self._cached), watch=self._injected_layers())
+
+    def _finish(self, injection: Injection | None) -> None:
+        if injection is None:
+            return
+        keep = min(injection.inject_from, len(self._cached))
+        self._ctx.kv_cache_seq_rm(0, keep, -1)
+        self._cached = self._cached[:keep]
+        if injection.control:
+            llama_cpp.llama_set_adapter_cvec(self._ctx.ctx, None, 0, self.d_model, 1, self.n_layers - 1)
+        self._injection = None
+
+    def _begin(self, injection: Injection) -> None:
+        self._check_layers([*(injection.layers if injection.injector else ()), *(injection.control or {})])
+        self._injection = injection
+        if injection.control:
+            self._set_control(injection.control)
+
+    def _set_control(self, control: dict[int, np.ndarray]) -> None:
+        """llama.cpp's buffer starts at layer 1: block 0's output cannot carry a control vector."""
+        if 0 in control:
+            raise MetaspiderError("llama.cpp control vectors cannot offset layer 0's output")
+        data = np.zeros((self.n_layers - 1, self.d_model), dtype=np.float32)
+        for layer, vector in control.items():
+            data[layer - 1] = vector
+        status = llama_cpp.llama_set_adapter_cvec(
+            self._ctx.ctx,
+            data.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
+            data.size,
+            self.d_model,
+            min(control),
+            max(control),
+        )
+        if status != 0:
+            raise MetaspiderError(f"llama_set_adapter_cvec failed with status {status}")
+
+    def _injected_layers(self) -> frozenset[int]:
+        injection = self._injection
+        if injection is None or injection.injector is None:
+            return frozenset()
+        return frozenset(injection.layers)
+
+    def _decode_from(self, ids: Sequence[int], keep: int, watch: frozenset[int]) -> np.ndarray:
+        """Evaluate `ids` reusing at most `keep` cached positions; return the last token's logits."""
+        if len(ids) > self._ctx.n_ctx():
+            raise MetaspiderError(f"{len(ids)} tokens do not fit the context of {self._ctx.n_ctx()} (raise n_ctx)")
+        reuse = _common_prefix(self._cached, ids, keep)
+        self._ctx.kv_cache_seq_rm(0, reuse, -1)
+        self._cached = list(ids[:reuse])
+        self._positions_evaluated = np.arange(reuse, len(ids))
+        for start in range(reuse, len(ids), self._n_batch):
+            chunk = list(ids[start : start + self._n_batch])
+            self._run_batch(chunk, start, watch)
+            self._cached.extend(chunk)
+        logits = self._ctx.get_logits_ith(-1)
+        return np.ctypeslib.as_array(logits, shape=(self.n_vocab,)).copy()
+
+    def _run_batch(self, chunk: list[int], start: int, watch: frozenset[int]) -> None:
+        self._batch.set_batch(chunk, n_past=start, logits_all=False)
+        self._positions = np.arange(start, start + len(chunk))
+        self._cursor = dict.fromkeys(watch, 0)
+        self._watch = watch
+        try:
+            self._ctx.decode(self._batch)
+        finally:
+            self._watch = frozenset()
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def _on_eval(self, tensor: int, ask: bool, _user_data: int) -> bool:
+        """Called from inside llama_decode; exceptions cannot cross into C, so they are kept for later."""
+        if not self._watch:
+            return False
+        if ask:
+            return self._layer_of(tensor) in self._watch
+        try:
+            self._handle(tensor)
+        except BaseException as exc:  # re-raised by _run_batch once llama_decode returns
+            self._error = exc
+            return False
+        return True
+
+    def _layer_of(self, tensor: int) -> int:
+        name = self._names.prefix(tensor, 10)
+        if not name.startswith(_PREFIX):
+            return -1
+        return int(name[len(_PREFIX) :].split(b"\0", 1)[0])
+
+    def _handle(self, tensor: int) -> None:
+        layer = self._layer_of(tensor)
+        hidden = read_rows(tensor, self.d_model)
+        first = self._cursor[layer]
+        self._cursor[layer] = first + len(hidden)
+        positions = self._positions[first : first + len(hidden)]
+        if layer in self._reads:
+            self._reads[layer].append(hidden.copy())
+        injection = self._injection
+        if injection is None or injection.injector is None or layer not in injection.layers:
+            return
+        mask = positions >= injection.inject_from
+        if mask.any():
+            hidden[mask] += injection.injector(layer, hidden[mask], positions[mask])
+            write_rows(tensor, hidden)
+
+    def _check_layers(self, layers: Sequence[int]) -> None:
+        bad = [layer for layer in layers if not 0 <= layer < self.n_layers - 1]
+        if bad:
+            raise MetaspiderError(
+                f"layers {bad} cannot be read or written: {self.name} has blocks 0..{self.n_layers - 1} and the "
+                "last block's output is pruned by llama.cpp"
+            )
+
+    def _token_text(self, token: int) -> str:
+        if token < 0:
+            return ""
+        return llama_cpp.llama_vocab_get_text(self._model.vocab, token).decode("utf-8", errors="replace")
+
+
+def _common_prefix(cached: Sequence[int], ids: Sequence[int], limit: int) -> int:
+    n = 0
+    for a, b in zip(cached[:limit], ids[:limit]):
+        if a != b:
+            break
+        n += 1
+    return n
+
+
+@llama_cpp.llama_log_callback
+def _silent_log(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
+    """llama.cpp logs every load to stderr; the CLI shows its own progress instead."""

