@@ -7,9 +7,11 @@ so Torch and llama.cpp cannot drift apart in what they generate from the same lo
 from __future__ import annotations
 
 import math
+import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import numpy as np
 
@@ -36,6 +38,16 @@ class Injection:
     inject_from: int = 0
 
 
+class Constraint(Protocol):
+    """Restricts which tokens may come next (e.g. a grammar), so constrained output always parses."""
+
+    def mask(self, logits: np.ndarray) -> np.ndarray:
+        """The logits with every forbidden token pushed to a very low finite value."""
+
+    def accept(self, token_id: int) -> None:
+        """Advance past a generated token (end-of-generation tokens are never passed)."""
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     max_tokens: int = 128
@@ -43,6 +55,10 @@ class SamplingParams:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     top_logprobs: int = 0
+    ignore_eos: bool = False
+    """Keep generating past end-of-sequence tokens (benchmarks that need equal work), as llama.cpp's flag."""
+    constraint: Constraint | None = None
+    """Stateful and single-use: one per request."""
 
 
 @dataclass
@@ -54,6 +70,8 @@ class TokenOut:
     text: str
     logprob: float
     top_logprobs: list[tuple[int, float]] = field(default_factory=list)
+    entropy: float = 0.0
+    """Predictive entropy (nats) of the distribution this token was drawn from: a baseline signal."""
 
 
 @dataclass
@@ -65,7 +83,11 @@ class GenerationEnd:
 
 
 class Backbone(ABC):
-    """A frozen base model that can be read from and written into, layer by layer."""
+    """A frozen base model that can be read from and written into, layer by layer.
+
+    A backbone holds one cache and one injection at a time: callers serialise requests with `lock`."""
+
+    lock: threading.RLock
 
     name: str
     n_layers: int
@@ -99,6 +121,10 @@ class Backbone(ABC):
     @abstractmethod
     def _accept(self, token_id: int, injection: Injection | None) -> np.ndarray:
         """Evaluate one more token on top of the cache and return its logits."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Forget the cache: the next request starts cold."""
 
     @abstractmethod
     def _finish(self, injection: Injection | None) -> None:
@@ -135,13 +161,17 @@ class Backbone(ABC):
         logits = self._evaluate(ids, injection)
         finish, n = "length", 0
         while n < params.max_tokens:
+            if params.constraint is not None:
+                logits = params.constraint.mask(logits)
             token, logprobs = _sample(logits, params.temperature, rng)
             n += 1
-            if self.is_end_of_generation(token):
+            if self.is_end_of_generation(token) and not params.ignore_eos:
                 finish = "stop"
                 break
+            if params.constraint is not None:
+                params.constraint.accept(token)
             visible, stopped = text.push(token)
-            yield TokenOut(token, visible, float(logprobs[token]), _top(logprobs, params.top_logprobs))
+            yield TokenOut(token, visible, float(logprobs[token]), _top(logprobs, params.top_logprobs), _entropy(logprobs))
             if stopped:
                 finish = "stop"
                 break
@@ -165,6 +195,16 @@ class Backbone(ABC):
         return "".join(pieces), end
 
 
+def common_prefix(cached: Sequence[int], ids: Sequence[int], limit: int) -> int:
+    """How many leading cached positions can be reused for `ids` (at most `limit`)."""
+    n = 0
+    for a, b in zip(cached[:limit], ids[:limit]):
+        if a != b:
+            break
+        n += 1
+    return n
+
+
 def _sample(logits: np.ndarray, temperature: float, rng: np.random.Generator) -> tuple[int, np.ndarray]:
     logprobs = _log_softmax(logits.astype(np.float64))
     if temperature <= 0:
@@ -176,6 +216,10 @@ def _sample(logits: np.ndarray, temperature: float, rng: np.random.Generator) ->
 def _log_softmax(x: np.ndarray) -> np.ndarray:
     shifted = x - x.max()
     return shifted - math.log(np.exp(shifted).sum())
+
+
+def _entropy(logprobs: np.ndarray) -> float:
+    return float(-(np.exp(logprobs) * logprobs).sum())
 
 
 def _top(logprobs: np.ndarray, k: int) -> list[tuple[int, float]]:

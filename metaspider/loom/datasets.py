@@ -38,6 +38,9 @@ class Item:
     choices: tuple[str, ...] = ()
     answer: str | None = None
     subject: str | None = None
+    group: str | None = None
+    """Items of one group always share a split (every question about one country), so a test question
+    is never answered by a training question about the same thing."""
 
     @property
     def is_multiple_choice(self) -> bool:
@@ -61,23 +64,28 @@ def load_items(name_or_path: str) -> list[Item]:
 def split_items(items: list[Item], split: str) -> list[Item]:
     """The items of one split, in their original order.
 
-    Within each subject, items are ordered by a hash of their id and cut 60/10/10/20 %: each subject
-    is represented in every split in proportion, and an item's split depends only on its id and the
-    other ids of its subject."""
+    Split units (an item's group, or the item itself when it has none) are ordered by a hash of their
+    key and cut 60/10/10/20 %. Ungrouped items are cut within each subject, so each subject is
+    represented in every split in proportion; grouped items are cut over all groups, so that every
+    question about one group lands in the same split. A unit's split depends only on its key and the
+    other keys of its stratum."""
     if split not in SPLITS:
         raise MetaspiderError(f"unknown split {split!r}: expected one of {', '.join(SPLITS)}")
     if split == "all":
         return list(items)
     start, end = _SPLIT_ENDS[split]
-    by_subject: dict[str | None, list[Item]] = defaultdict(list)
+    strata: dict[tuple[bool, str | None], set[str]] = defaultdict(set)
     for item in items:
-        by_subject[item.subject].append(item)
+        strata[(item.group is not None, item.subject if item.group is None else None)].add(_unit(item))
     chosen: set[str] = set()
-    for members in by_subject.values():
-        members = sorted(members, key=lambda item: (_id_hash(item.id), item.id))
-        first, last = _position(start, len(members)), _position(end, len(members))
-        chosen.update(item.id for item in members[first:last])
-    return [item for item in items if item.id in chosen]
+    for units in strata.values():
+        ordered = sorted(units, key=lambda unit: (_id_hash(unit), unit))
+        chosen.update(ordered[_position(start, len(ordered)) : _position(end, len(ordered))])
+    return [item for item in items if _unit(item) in chosen]
+
+
+def _unit(item: Item) -> str:
+    return f"group:{item.group}" if item.group is not None else f"id:{item.id}"
 
 
 def _id_hash(item_id: str) -> str:
@@ -232,6 +240,7 @@ def _capital_item(country: dict) -> Item:
         question=f"What is the capital of {_in_sentence(country['name'])}?",
         answers=tuple(_unique(_capitals(country))),
         subject="capital",
+        group=_slug(country["name"]),
     )
 
 
@@ -242,6 +251,7 @@ def _country_item(city: str, countries: list[dict]) -> Item:
         question=f"{city} is the capital of which country?",
         answers=tuple(_unique(name for country in countries for name in _country_names(country))),
         subject="country",
+        group=_slug(countries[0]["name"]),
     )
 
 
@@ -254,6 +264,7 @@ def _region_item(country: dict) -> Item:
         question=f"In which region of the world is {_in_sentence(country['name'])}?",
         answers=tuple(_unique(areas)),
         subject="region",
+        group=_slug(country["name"]),
     )
 
 
@@ -264,6 +275,7 @@ def _demonym_item(country: dict) -> Item:
         question=f"What do you call a person from {_in_sentence(country['name'])}?",
         answers=tuple(_unique(demonyms)),
         subject="demonym",
+        group=_slug(country["name"]),
     )
 
 
@@ -273,6 +285,7 @@ def _currency_item(country: dict) -> Item:
         question=f"What is the ISO 4217 currency code of {_in_sentence(country['name'])}?",
         answers=tuple(_unique(country["currencies"])),
         subject="currency",
+        group=_slug(country["name"]),
     )
 
 

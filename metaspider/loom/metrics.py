@@ -55,6 +55,8 @@ def threshold_for_coverage(u: ArrayLike, target: float) -> float:
     data without favouring either side. When scores tie at the cut the whole tied group is refused
     and coverage falls short of the target."""
     ordered = np.sort(np.asarray(u, dtype=float))
+    if ordered.size == 0:
+        raise ValueError("no scores to pick a threshold from")
     k = _cut(target, ordered.size)
     if k == 0:
         return float(ordered[0])

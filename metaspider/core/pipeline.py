@@ -1,0 +1,171 @@
+"""The two-pass mechanism: messages → pass 1 (read, u) → pass 2 (generate with the injection).
+
+This is the one place where a backbone, a wrapper, a modifier and a gain meet; the chat model, the
+agent and the evaluation all go through it, so they all report the same u for the same prompt."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from metaspider.core.backbone import Backbone, GenerationEnd, SamplingParams, TokenOut
+from metaspider.core.chat import Message
+from metaspider.core.modifiers import Modifier
+from metaspider.core.wrapper_runtime import NumpyRuntime, Reading, TorchRuntime, WrapperRuntime
+from metaspider.errors import MetaspiderError
+
+
+@dataclass(frozen=True)
+class Uncertainty:
+    """What a caller needs to act on the doubt: u, the decision it implies and the knobs behind it.
+
+    Without a wrapper, `score` is 1 − the mean max-softmax probability of the generated tokens (the
+    baseline) and `decision` is "unassessed"."""
+
+    score: float | None
+    decision: str
+    threshold: float | None
+    modifier: str | None
+    gain: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Assessment:
+    """Pass 1 for one prompt; pass 2 continues from the same token ids."""
+
+    ids: list[int]
+    reading: Reading | None
+    uncertainty: Uncertainty
+
+
+@dataclass
+class Result:
+    text: str
+    uncertainty: Uncertainty
+    end: GenerationEnd
+    tokens: list[TokenOut] = field(default_factory=list)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        backbone: Backbone,
+        wrapper: WrapperRuntime | None = None,
+        modifier: Modifier | None = None,
+        gain: float | None = None,
+        threshold: float | None = None,
+    ):
+        self.backbone = backbone
+        self.wrapper = wrapper
+        manifest = wrapper.manifest if wrapper else None
+        self.modifier = modifier or (manifest.modifier if manifest else None)
+        self.gain = gain if gain is not None else (manifest.gain if manifest else 1.0)
+        self.threshold = threshold if threshold is not None else (manifest.answer_below if manifest else None)
+
+    def assess(self, messages: list[Message], tools: list[dict] | None = None) -> Assessment:
+        ids = self.backbone.chat_ids(messages, tools)
+        if self.wrapper is None:
+            return Assessment(ids, None, self._uncertainty(None))
+        acts = self.backbone.capture(ids, self.wrapper.config.read_layers, positions=(-1,))
+        reading = self.wrapper.read(acts[:, 0, :])
+        return Assessment(ids, reading, self._uncertainty(reading.u))
+
+    def stream(self, assessment: Assessment, params: SamplingParams) -> Iterator[TokenOut | GenerationEnd]:
+        """Pass 2. With no wrapper, the watchdog, or gain 0, nothing is injected: the bare model's text."""
+        injection = None
+        reading = assessment.reading
+        if self.wrapper is not None and reading is not None and self.modifier is not None and self.gain != 0:
+            u_mod = self.modifier.apply(reading.u)
+            if u_mod is not None:
+                injection = self.wrapper.injection(reading, float(u_mod), self.gain, len(assessment.ids) - 1)
+        yield from self.backbone.generate(assessment.ids, params, injection)
+
+    def run(self, messages: list[Message], params: SamplingParams, tools: list[dict] | None = None) -> Result:
+        assessment = self.assess(messages, tools)
+        tokens: list[TokenOut] = []
+        end: GenerationEnd | None = None
+        for item in self.stream(assessment, params):
+            if isinstance(item, TokenOut):
+                tokens.append(item)
+            else:
+                end = item
+        assert end is not None
+        uncertainty = assessment.uncertainty
+        if self.wrapper is None:
+            uncertainty = self._uncertainty(None, baseline_score(tokens))
+        return Result("".join(t.text for t in tokens), uncertainty, end, tokens)
+
+    def _uncertainty(self, u: float | None, baseline: float | None = None) -> Uncertainty:
+        modifier = self.modifier.name if self.modifier else None
+        if u is None:
+            return Uncertainty(baseline, "unassessed", None, modifier, self.gain)
+        decision = "answer" if self.threshold is None or u < self.threshold else "refuse"
+        return Uncertainty(u, decision, self.threshold, modifier, self.gain)
+
+
+def baseline_score(tokens: list[TokenOut]) -> float | None:
+    """1 − mean probability of the chosen tokens: the max-softmax baseline under greedy decoding."""
+    scored = [t for t in tokens if t.token_id >= 0]
+    if not scored:
+        return None
+    return 1.0 - sum(math.exp(t.logprob) for t in scored) / len(scored)
+
+
+SHIPPED_WRAPPERS = {"smollm2-135m": "smollm2-135m-doubter"}
+
+
+def wrapper_folder(spec: str | Path, model: str) -> Path:
+    """A wrapper folder or GGUF sidecar path, or "default": the wrapper shipped inside the package for `model`."""
+    if str(spec) != "default":
+        folder = Path(spec).expanduser()
+        if not folder.exists():
+            raise MetaspiderError(f"wrapper {folder} does not exist")
+        return folder
+    name = SHIPPED_WRAPPERS.get(model)
+    folder = Path(str(resources.files("metaspider") / "wrappers" / name)) if name else None
+    if folder is None or not folder.exists():
+        raise MetaspiderError(
+            f"no default wrapper is shipped for model {model!r} (shipped: {', '.join(SHIPPED_WRAPPERS)}); "
+            "train one with `metaloom` and pass its folder"
+        )
+    return folder
+
+
+def load_backbone(model: str, backend: str, n_ctx: int = 2048, n_threads: int | None = None) -> Backbone:
+    if backend == "llama_cpp":
+        from metaspider.core.llama_backbone import LlamaCppBackbone
+
+        return LlamaCppBackbone(model, n_ctx=n_ctx, n_threads=n_threads)
+    if backend == "torch":
+        from metaspider.core.torch_backbone import TorchBackbone
+
+        return TorchBackbone(model, n_threads=n_threads)
+    raise MetaspiderError(f"unknown backend {backend!r}: use 'llama_cpp' or 'torch'")
+
+
+def load_wrapper(backbone: Backbone, spec: str | Path | None, backend: str) -> WrapperRuntime | None:
+    if spec is None:
+        return None
+    folder = wrapper_folder(spec, backbone.name)
+    if folder.suffix == ".gguf":
+        return _sidecar_runtime(folder, backbone, backend)
+    runtime = TorchRuntime if backend == "torch" else NumpyRuntime
+    return runtime(folder, backbone.fingerprint)
+
+
+def _sidecar_runtime(path: Path, backbone: Backbone, backend: str) -> WrapperRuntime:
+    """A GGUF sidecar (`metaspider deploy export`): the torch-free deploy format. Imported lazily so core
+    does not depend on deploy at import time."""
+    if backend == "torch":
+        raise MetaspiderError(
+            f"{path} is a GGUF sidecar, which runs on the llama_cpp backend; for torch, use the wrapper folder"
+        )
+    from metaspider.deploy.runtime import SidecarRuntime
+
+    return SidecarRuntime(path, backbone.fingerprint)

@@ -1,0 +1,247 @@
+"""The agent's nodes: assess (pass 1) → answer | tool | refuse | draft → escalate.
+
+Every node reads the current knobs (gain, modifier) from the run's `configurable`, so the REPL can
+turn them between turns without rebuilding the graph.
+
+The prompt the model sees is not the raw message list: a 135M model shown its own earlier JSON tool
+call imitates it instead of answering. `model_view` therefore keeps past turns as question/answer
+pairs and puts this turn's tool results in front of the question as context; the state keeps the
+faithful AIMessage/ToolMessage pair for the event stream and the history.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import BaseTool
+from langgraph.types import interrupt
+
+from metaspider.graph.policy import Thresholds, decide
+from metaspider.graph.spec import AgentSpec, HumanEscalation, ModelEscalation
+from metaspider.graph.state import AgentState, Route
+from metaspider.runtime.chat_model import MetaSpiderChatModel
+from metaspider.tools.specs import CalculatorSpec, HttpGetSpec, KnowledgeBaseSpec, ToolSpec
+
+N_CTX = 2048  # the chat model's default: one shared engine for the assessments and the answers
+
+_ARITHMETIC = re.compile(r"\d\s*(?:[-+*/%^×x]|\*\*)\s*\(?\s*[-+]?\d")
+_URL = re.compile(r"https?://\S+")
+
+
+@dataclass(frozen=True)
+class AgentTool:
+    """A tool and whether it can help with a question: the model then picks among those that can."""
+
+    tool: BaseTool
+    applies: Callable[[str], bool]
+
+
+def agent_tools(specs: list[ToolSpec], tools: list[BaseTool]) -> list[AgentTool]:
+    return [AgentTool(tool, _applicability(spec)) for spec, tool in zip(specs, tools)]
+
+
+def _applicability(spec: ToolSpec) -> Callable[[str], bool]:
+    """Cheap and explainable: arithmetic for the calculator, a BM25 hit for the knowledge base, a URL
+    for http_get. A tiny model asked to pick freely calls the calculator for everything."""
+    match spec:
+        case CalculatorSpec():
+            return lambda question: bool(_ARITHMETIC.search(question))
+        case KnowledgeBaseSpec(folder=folder):
+            from metaspider.tools.knowledge_base import KnowledgeBase, read_passages
+
+            knowledge_base = KnowledgeBase(read_passages(folder))
+            return lambda question: bool(knowledge_base.search(question, 1))
+        case HttpGetSpec():
+            return lambda question: bool(_URL.search(question))
+    raise TypeError(f"unknown tool spec {spec!r}")
+
+
+def always_applies(_question: str) -> bool:
+    return True
+
+
+def measure_uncertainty(spec: AgentSpec, modifier: str | None, messages: list[BaseMessage]) -> float:
+    """u for `messages` without generating (pass 1): the wrapper's score, or without a wrapper the
+    baseline 1 − max softmax probability of the first answer token.
+
+    The one place the agent asks for u, so it can move to a chat-model method when there is one."""
+    from metaspider.runtime.engine import get_engine
+    from metaspider.runtime.tool_calls import has_native_tool_calls, to_template_messages
+
+    engine = get_engine(spec.model, spec.backend, N_CTX)
+    rendered = to_template_messages(messages, has_native_tool_calls(engine.backbone.chat_template))
+    with engine.lock:
+        assessment = engine.pipeline(spec.wrapper, modifier, None).assess(rendered)
+        if assessment.reading is not None:
+            return float(assessment.uncertainty.score)
+        logits = engine.backbone.next_logits(assessment.ids)
+    return first_token_doubt(logits)
+
+
+def model_view(messages: list[BaseMessage], system_prompt: str) -> list[BaseMessage]:
+    """What the model reads: system prompt, past questions and answers, this turn's question with
+    its tool results as context."""
+    start = current_turn_start(messages)
+    view: list[BaseMessage] = [SystemMessage(system_prompt)]
+    view += [m for m in messages[:start] if isinstance(m, HumanMessage) or _is_answer(m)]
+    question = messages[start].text
+    results = tool_results(messages[start:])
+    if results:
+        context = "\n".join(f"{r['name']}({_args_text(r['args'])}): {r['result']}" for r in results)
+        question = f"Context:\n{context}\n\nQuestion: {question}"
+    return [*view, HumanMessage(question)]
+
+
+def current_turn_start(messages: list[BaseMessage]) -> int:
+    return max(i for i, m in enumerate(messages) if isinstance(m, HumanMessage))
+
+
+def tool_results(messages: list[BaseMessage]) -> list[dict[str, Any]]:
+    """Each tool call of `messages` with its result: name, args, result, status."""
+    calls = {c["id"]: c for m in messages if isinstance(m, AIMessage) for c in m.tool_calls}
+    return [
+        {
+            "name": m.name or calls.get(m.tool_call_id, {}).get("name", "tool"),
+            "args": calls.get(m.tool_call_id, {}).get("args", {}),
+            "result": m.text,
+            "status": m.status,
+        }
+        for m in messages
+        if isinstance(m, ToolMessage)
+    ]
+
+
+def _is_answer(message: BaseMessage) -> bool:
+    return isinstance(message, AIMessage) and not message.tool_calls
+
+
+def _args_text(args: dict[str, Any]) -> str:
+    return ", ".join(str(value) for value in args.values())
+
+
+class AgentNodes:
+    """The node functions of one agent, bound to its spec, thresholds and tools."""
+
+    def __init__(self, spec: AgentSpec, thresholds: Thresholds, tools: list[AgentTool]):
+        self.spec = spec
+        self.thresholds = thresholds
+        self.tools = tools
+
+    # --- helpers -----------------------------------------------------------------------------------
+
+    def knobs(self, config: RunnableConfig | None) -> tuple[float, str | None]:
+        """(gain, modifier) for this run: the run's `configurable`, else the spec."""
+        configurable = (config or {}).get("configurable", {})
+        return configurable.get("gain", self.spec.gain), configurable.get("modifier", self.spec.modifier)
+
+    def chat_model(self, config: RunnableConfig | None) -> MetaSpiderChatModel:
+        gain, modifier = self.knobs(config)
+        return MetaSpiderChatModel(
+            model=self.spec.model,
+            backend=self.spec.backend,
+            wrapper=self.spec.wrapper,
+            modifier=modifier,
+            gain=gain,
+            temperature=self.spec.temperature,
+            max_tokens=self.spec.max_tokens,
+            n_ctx=N_CTX,
+        )
+
+    def view(self, state: AgentState) -> list[BaseMessage]:
+        return model_view(state["messages"], self.spec.system_prompt)
+
+    def tools_left(self, state: AgentState) -> list[AgentTool]:
+        """Tools that apply to the question and were not called yet this turn."""
+        messages = state["messages"]
+        question = messages[current_turn_start(messages)].text
+        used = {call["name"] for call in state.get("tool_calls", [])}
+        return [t for t in self.tools if t.tool.name not in used and t.applies(question)]
+
+    # --- nodes ---------------------------------------------------------------------------------------
+
+    def assess(self, state: AgentState, config: RunnableConfig) -> AgentState:
+        _, modifier = self.knobs(config)
+        score = measure_uncertainty(self.spec, modifier, self.view(state))
+        steps = state.get("steps", 0) + 1
+        decision = decide(
+            score,
+            self.thresholds,
+            tool_available=bool(self.tools_left(state)),
+            has_tool_results=bool(state.get("tool_calls")),
+            can_escalate=self.spec.escalation is not None,
+        )
+        route, reason = decision.route, decision.reason
+        if route == "tool" and steps >= self.spec.max_steps:
+            route, reason = "refuse", f"{reason}; the step budget (max_steps={self.spec.max_steps}) is used up"
+        return {"score": score, "route": route, "reason": reason, "steps": steps}
+
+    def answer(self, state: AgentState, config: RunnableConfig) -> AgentState:
+        message = self.chat_model(config).invoke(self.view(state))
+        return {"messages": [message], "outcome": "used_tool" if state.get("tool_calls") else "answered"}
+
+    def tool(self, state: AgentState, config: RunnableConfig) -> AgentState:
+        candidates = self.tools_left(state)
+        choice = candidates[0].tool.name if len(candidates) == 1 else "any"
+        llm = self.chat_model(config).bind_tools([c.tool for c in candidates], tool_choice=choice)
+        request = llm.invoke(self.view(state))
+        call = request.tool_calls[0]
+        tool = next(c.tool for c in candidates if c.tool.name == call["name"])
+        result: ToolMessage = tool.invoke(call)
+        record = {"name": call["name"], "args": call["args"], "result": result.text, "status": result.status}
+        return {"messages": [request, result], "tool_calls": [*state.get("tool_calls", []), record]}
+
+    def refuse(self, state: AgentState) -> AgentState:
+        text = f"I can't answer that reliably (uncertainty {state['score']:.2f}: {state['reason']})."
+        return {"messages": [AIMessage(text)], "outcome": "refused"}
+
+    def draft(self, state: AgentState, config: RunnableConfig) -> AgentState:
+        """The model's own answer, for the human to check: a node of its own, because a node that
+        interrupts runs again from its start when resumed."""
+        return {"draft": self.chat_model(config).invoke(self.view(state)).text}
+
+    def escalate(self, state: AgentState, config: RunnableConfig) -> AgentState:
+        escalation = self.spec.escalation
+        if isinstance(escalation, ModelEscalation):
+            stronger = MetaSpiderChatModel(
+                model=escalation.model,
+                backend=escalation.backend,
+                temperature=self.spec.temperature,
+                max_tokens=self.spec.max_tokens,
+            )
+            message = stronger.invoke(self.view(state))
+            return {"messages": [message], "outcome": "escalated"}
+        assert isinstance(escalation, HumanEscalation)
+        messages = state["messages"]
+        reply = interrupt(
+            {
+                "question": messages[current_turn_start(messages)].text,
+                "draft": state.get("draft"),
+                "score": state["score"],
+                "reason": state["reason"],
+            }
+        )
+        text = str(reply).strip()
+        if not text:
+            return {"messages": [AIMessage("No one could answer this question.")], "outcome": "refused"}
+        return {"messages": [AIMessage(text, name="human")], "outcome": "escalated"}
+
+    # --- edges -------------------------------------------------------------------------------------
+
+    def after_assess(self, state: AgentState) -> str:
+        route: Route = state["route"]
+        if route == "escalate" and isinstance(self.spec.escalation, HumanEscalation):
+            return "draft"
+        return route
+
+
+def first_token_doubt(logits: np.ndarray) -> float:
+    """1 − max softmax probability."""
+    shifted = logits.astype(np.float64) - float(np.max(logits))
+    return 1.0 - 1.0 / math.fsum(np.exp(shifted))

@@ -1,0 +1,88 @@
+"""The routing policy: a score u becomes answer, tool, escalate or refuse.
+
+The bands come from the spec (`policy:`); `max_risk` swaps the hand-set answer threshold for the one
+the wrapper was calibrated to, so the risk guarantee comes from data rather than from a guess."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from metaspider.errors import MetaspiderError
+from metaspider.graph.spec import AgentSpec
+from metaspider.graph.state import Route
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    answer_below: float
+    tool_below: float | None = None
+    escalate_above: float | None = None
+    source: str = "spec"
+    """Where answer_below comes from: "spec", or the calibration it was taken from."""
+
+
+@dataclass(frozen=True)
+class Decision:
+    route: Route
+    reason: str
+
+
+def thresholds_for(spec: AgentSpec) -> Thresholds:
+    """The spec's thresholds, with `max_risk` resolved against the wrapper's calibration."""
+    policy = spec.policy
+    answer_below = policy.answer_below
+    source = "spec"
+    if policy.max_risk is not None:
+        answer_below, source = _calibrated_threshold(spec)
+    assert answer_below is not None
+    return Thresholds(answer_below, policy.tool_below, policy.escalate_above, source)
+
+
+def _calibrated_threshold(spec: AgentSpec) -> tuple[float, str]:
+    """The most permissive calibrated threshold whose guarantee is at least as strict as asked."""
+    from metaspider.core.pipeline import wrapper_folder
+    from metaspider.core.wrapper_file import load_manifest
+
+    max_risk, delta = spec.policy.max_risk, spec.policy.delta
+    if spec.wrapper is None:
+        raise MetaspiderError("policy.max_risk needs a wrapper (its calibration); the spec has wrapper: null")
+    folder = wrapper_folder(spec.wrapper, spec.model)
+    if folder.suffix == ".gguf":
+        raise MetaspiderError(f"policy.max_risk reads the calibration from a wrapper folder, not the sidecar {folder}")
+    calibrated = load_manifest(folder).calibrated
+    fitting = [c for c in calibrated if c.max_risk <= max_risk and c.delta <= delta]
+    if not fitting:
+        available = ", ".join(f"max_risk {c.max_risk} (delta {c.delta})" for c in calibrated) or "none"
+        raise MetaspiderError(
+            f"policy.max_risk {max_risk} (delta {delta}): wrapper {folder} has no calibrated threshold that "
+            f"guarantees it; calibrated: {available}. Run `metaloom calibrate` for this risk or use answer_below"
+        )
+    best = max(fitting, key=lambda c: c.threshold)
+    return best.threshold, f"calibrated for max_risk {best.max_risk} (delta {best.delta})"
+
+
+def decide(
+    score: float,
+    thresholds: Thresholds,
+    *,
+    tool_available: bool,
+    has_tool_results: bool,
+    can_escalate: bool,
+) -> Decision:
+    """One routing decision.
+
+    In the tool band with no tool left to try, a turn that already holds tool results answers from
+    them: the tool was the way to answer a question the model alone was unsure of."""
+    t = thresholds
+    if score < t.answer_below:
+        return Decision("answer", f"u={score:.2f} is below answer_below={t.answer_below:.2f}")
+    if can_escalate and t.escalate_above is not None and score >= t.escalate_above:
+        return Decision("escalate", f"u={score:.2f} is at or above escalate_above={t.escalate_above:.2f}")
+    if t.tool_below is not None and score < t.tool_below:
+        band = f"u={score:.2f} is in the tool band [{t.answer_below:.2f}, {t.tool_below:.2f})"
+        if tool_available:
+            return Decision("tool", band)
+        if has_tool_results:
+            return Decision("answer", f"{band}; no tool left to try, answering from the tool results")
+        return Decision("refuse", f"{band} but no tool applies to this question")
+    return Decision("refuse", f"u={score:.2f} is at or above the answer threshold {t.answer_below:.2f}")

@@ -1,0 +1,148 @@
+"""`metaloom` / `metaspider loom`: collect → train → eval → calibrate."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from metaspider.errors import MetaspiderError
+
+loom_app = typer.Typer(help="Collect, train, evaluate and calibrate wrappers.", no_args_is_help=True)
+console = Console(stderr=True)
+
+RunOption = Annotated[Path, typer.Option("--run", help="Run folder (created by collect).")]
+ThreadsOption = Annotated[int | None, typer.Option("--threads", help="CPU threads for the base model (default: all).")]
+
+
+@loom_app.command("collect")
+def collect_command(
+    run: RunOption,
+    model: Annotated[str, typer.Option("--model", help="Base model name or GGUF path.")] = "smollm2-135m",
+    dataset: Annotated[str, typer.Option("--dataset", help="mmlu, countries, or a JSONL file.")] = "countries",
+    split: Annotated[str, typer.Option("--split", help="train, val, calib, test or all.")] = "train",
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N questions of the split.")] = None,
+    threads: ThreadsOption = None,
+) -> None:
+    """Run the base model over a split; keep answers, baselines and activations (resumable)."""
+    from metaspider.core.wrapper_config import default_layers
+    from metaspider.loom.backbones import llama_backbone
+    from metaspider.loom.collect import collect
+    from metaspider.loom.run_folder import RunConfig, RunFolder
+
+    folder = RunFolder(run)
+    backbone = llama_backbone(model, threads)
+    if folder.has_config():
+        config = folder.config()
+        if config.model != model:
+            raise MetaspiderError(f"{run} was collected with --model {config.model}, not {model}: use another --run folder")
+    else:
+        read, inject = default_layers(backbone.n_layers)
+        config = RunConfig(model, backbone.fingerprint, read, inject, min(inject) - 1)
+    summary = collect(folder, backbone, config, dataset, split, limit)
+    console.print(
+        f"{summary.dataset}/{summary.split}: {summary.n_items} questions stored ({summary.n_new} new), "
+        f"base accuracy {100 * summary.accuracy:.1f} %"
+    )
+
+
+@loom_app.command("train")
+def train_command(
+    run: RunOption,
+    stage: Annotated[str, typer.Option("--stage", help="a (confidence), b (injection) or all.")] = "all",
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs per stage (default: A up to 30 with early stopping, B 2).")] = None,
+    threads: ThreadsOption = None,
+) -> None:
+    """Train the wrapper on the run's train split (early stopping and calibration on val)."""
+    from metaspider.loom.run_folder import RunFolder
+    from metaspider.loom.train import train
+
+    _torch_threads(threads)
+    summary = train(RunFolder(run), stage, epochs, threads)
+    message = (
+        f"trained stage(s) {', '.join(summary.stages)} on {summary.n_train} questions (val {summary.n_val}): "
+        f"val AUROC {summary.val_auroc:.3f}, answer below u = {summary.answer_below:.3f}"
+    )
+    if summary.stage_b_val_loss:
+        message += (
+            f", stage B val loss {summary.stage_b_val_loss[0]:.3f} -> {summary.stage_b_val_loss[1]:.3f}, "
+            f"Doubter bias {summary.doubter_bias:+.1f}"
+        )
+    console.print(message + f"\nwrapper: {RunFolder(run).wrapper_dir}")
+
+
+@loom_app.command("eval")
+def eval_command(
+    run: RunOption,
+    dataset: Annotated[str | None, typer.Option("--dataset", help="Default: the run's training data set.")] = None,
+    split: Annotated[str, typer.Option("--split", help="train, val, calib, test or all.")] = "test",
+    model: Annotated[str | None, typer.Option("--model", help="Base model (default: the wrapper's).")] = None,
+    wrapper: Annotated[str | None, typer.Option("--wrapper", help="A wrapper folder, or 'default' (shipped). Default: the run's.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N questions of the split.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print report.json to stdout.")] = False,
+    threads: ThreadsOption = None,
+) -> None:
+    """Score msp, entropy, the wrapper and the Doubter; write report.json, report.md, risk_coverage.png."""
+    from metaspider.core.pipeline import wrapper_folder
+    from metaspider.core.wrapper_file import load_manifest
+    from metaspider.loom.evaluate import evaluate
+    from metaspider.loom.report import json_safe
+    from metaspider.loom.run_folder import RunFolder
+
+    folder = RunFolder(run)
+    if wrapper is None:
+        wrapper_dir = folder.wrapper_dir
+        if not wrapper_dir.is_dir():
+            raise MetaspiderError(f"{run} holds no trained wrapper: run `metaloom train --run {run}` or pass --wrapper")
+    else:
+        if wrapper == "default" and model is None:
+            raise MetaspiderError("--wrapper default needs --model (the shipped wrapper depends on the base model)")
+        wrapper_dir = wrapper_folder(wrapper, model or "")
+    manifest = load_manifest(wrapper_dir)
+    if model is not None and model != manifest.base_model:
+        raise MetaspiderError(f"{wrapper_dir} was trained for {manifest.base_model}, not --model {model}")
+    if dataset is None:
+        trained_on = list(manifest.training_data.get("datasets", {}))
+        if not trained_on:
+            raise MetaspiderError("pass --dataset: the wrapper names no training data set")
+        dataset = trained_on[0]
+    report = evaluate(folder, wrapper_dir, dataset, split, limit, threads)
+    if as_json:
+        typer.echo(json.dumps(json_safe(report), indent=2))
+    methods = report["methods"]
+    doubter = methods["doubter"]
+    console.print(
+        f"{report['dataset']}/{report['split']}: n={report['n']}, base accuracy {100 * report['base_accuracy']:.1f} %, "
+        f"AUROC msp {methods['msp']['auroc']:.3f} entropy {methods['entropy']['auroc']:.3f} wrapper {methods['wrapper']['auroc']:.3f}; "
+        f"Doubter coverage {100 * doubter['coverage']:.1f} %, selective accuracy "
+        f"{100 * doubter['selective_accuracy_at_own_coverage']:.1f} % "
+        f"({'cross-domain' if report['cross_domain'] else 'seen in training'})\nreport: {folder.path / 'report.md'}"
+    )
+
+
+@loom_app.command("calibrate")
+def calibrate_command(
+    run: RunOption,
+    max_risk: Annotated[float, typer.Option("--max-risk", help="Highest acceptable selective risk (error rate).")],
+    delta: Annotated[float, typer.Option("--delta", help="Allowed probability that the guarantee fails.")] = 0.1,
+    dataset: Annotated[str | None, typer.Option("--dataset", help="Calibration data set (default: the training ones).")] = None,
+) -> None:
+    """Certify an answer threshold on the calib split (risk <= A w.p. >= 1 - D); store it in the wrapper."""
+    from metaspider.loom.calibrate import calibrate
+    from metaspider.loom.run_folder import RunFolder
+
+    result = calibrate(RunFolder(run), max_risk, delta, dataset)
+    console.print(
+        f"answer when u < {result.threshold:.3f}: coverage {100 * result.coverage:.1f} % of {result.n} calib questions, "
+        f"risk {100 * result.risk:.1f} % (bound {100 * result.risk_bound:.1f} % <= {100 * max_risk:.1f} % w.p. >= {1 - delta:.2f})"
+    )
+
+
+def _torch_threads(threads: int | None) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)

@@ -1,0 +1,263 @@
+"""`eval`: the wrapper against the baselines on one split, at matched coverage.
+
+Four methods rank the same questions by doubt:
+- `msp`: 1 − mean probability of the answer's tokens; `entropy`: mean predictive entropy. Both are
+  Platt-scaled on the run's val split when it has one, so their ECE and Brier are comparable with u's
+  (ranking metrics do not change).
+- `wrapper`: u from pass 1, read-only.
+- `doubter`: pass 2 with the injection (the wrapper's modifier and gain); a reply is a refusal when
+  `is_refusal` says so, the same detector training's targets were written for. Its answers are judged
+  on their own text. For its curve, refusals rank after every answer (by u'), and a refused question
+  counts with the pass-1 answer it would have given."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from metaspider.core.backbone import TokenOut
+from metaspider.core.pipeline import Pipeline
+from metaspider.core.wrapper_file import WEIGHTS_FILE, WrapperManifest, load_manifest, load_weights_numpy, save_wrapper
+from metaspider.core.wrapper_runtime import NumpyRuntime
+from metaspider.errors import MetaspiderError
+from metaspider.loom import metrics
+from metaspider.loom.backbones import llama_backbone
+from metaspider.loom.collect import ANSWER_PARAMS, collect
+from metaspider.loom.datasets import Item, is_correct, load_items, split_items, to_messages
+from metaspider.loom.progress import progress_bar
+from metaspider.loom.report import json_safe, targets, write_report
+from metaspider.loom.run_folder import Collected, RunConfig, RunFolder, dataset_key
+from metaspider.loom.scoring import is_refusal
+from metaspider.loom.wrapper_scores import wrapper_u
+
+COVERAGES = ("0.25", "0.5", "0.75")
+
+
+@dataclass(frozen=True)
+class DoubterReplies:
+    text: list[str]
+    refused: np.ndarray
+    correct: np.ndarray
+    """Correctness of each reply's own text (False for refusals)."""
+    u_mod: np.ndarray
+
+
+def evaluate(
+    run: RunFolder, wrapper_dir: Path, dataset: str, split: str, limit: int | None = None, threads: int | None = None
+) -> dict[str, Any]:
+    """Collect what is missing, score every method, write report.json / report.md / risk_coverage.png."""
+    manifest = load_manifest(wrapper_dir)
+    config = _run_config(run, manifest)
+    items = split_items(load_items(dataset), split)[:limit]
+    backbone = llama_backbone(config.model, threads)
+    if not run.stored_ids(dataset, split) >= {item.id for item in items}:
+        collect(run, backbone, config, dataset, split, limit)
+    data = _select(run.load(dataset, split), items)
+    correct = data.labels("correct")
+    u = wrapper_u(wrapper_dir, manifest.base_fingerprint, data.acts)
+    msp_u, entropy_u, baseline_fit = _baselines(run, dataset, split, data)
+    replies = doubter_replies(run, backbone, wrapper_dir, manifest, dataset, split, items)
+    report = build_report(correct, msp_u, entropy_u, u, replies, manifest)
+    report |= {
+        "model": config.model,
+        "wrapper": str(wrapper_dir),
+        "dataset": dataset,
+        "split": split,
+        "baselines_calibrated_on": baseline_fit,
+        **_domain(manifest, dataset),
+    }
+    curves = {
+        "msp": metrics.risk_coverage_curve(msp_u, correct),
+        "entropy": metrics.risk_coverage_curve(entropy_u, correct),
+        "wrapper (u)": metrics.risk_coverage_curve(u, correct),
+        "doubter (text)": metrics.risk_coverage_curve(*_doubter_ranking(replies, correct)),
+    }
+    report["targets"] = targets(report)
+    write_report(run.path, report, curves)
+    if wrapper_dir.resolve() == run.wrapper_dir.resolve():
+        _record_headline(wrapper_dir, manifest, report)
+    return report
+
+
+def _record_headline(folder: Path, manifest: WrapperManifest, report: dict[str, Any]) -> None:
+    """The run's own wrapper carries its evaluation's headline figures in its manifest."""
+    methods = report["methods"]
+    headline = {
+        "n": report["n"],
+        "base_accuracy": report["base_accuracy"],
+        "auroc": {name: methods[name]["auroc"] for name in ("msp", "entropy", "wrapper")},
+        "doubter": {
+            key: methods["doubter"][key]
+            for key in ("coverage", "selective_accuracy_at_own_coverage", "msp_selective_accuracy_at_same_coverage")
+        },
+    }
+    key = f"{dataset_key(report['dataset'])}/{report['split']}"
+    updated = replace(manifest, metrics={**manifest.metrics, key: json_safe(headline)})
+    save_wrapper(folder, load_weights_numpy(folder), updated)
+
+
+def build_report(
+    correct: np.ndarray, msp_u: np.ndarray, entropy_u: np.ndarray, u: np.ndarray, replies: DoubterReplies, manifest: WrapperManifest
+) -> dict[str, Any]:
+    answered = ~replies.refused
+    own_coverage = float(answered.mean())
+    msp_threshold = metrics.threshold_for_coverage(msp_u, own_coverage)
+    msp_answered = msp_u < msp_threshold
+    doubter_score, doubter_correct = _doubter_ranking(replies, correct)
+    wrapper = _ranking(u, correct, with_auroc=True) | {
+        "threshold": manifest.answer_below,
+        "coverage_at_threshold": metrics.coverage(u, manifest.answer_below),
+        "selective_accuracy_at_threshold": metrics.selective_accuracy(u < manifest.answer_below, correct),
+    }
+    doubter = _ranking(doubter_score, doubter_correct, with_auroc=False) | {
+        "coverage": own_coverage,
+        "selective_accuracy_at_own_coverage": metrics.selective_accuracy(answered, replies.correct),
+        "msp_selective_accuracy_at_same_coverage": metrics.selective_accuracy_at_coverage(msp_u, correct, own_coverage),
+        "wrapper_selective_accuracy_at_same_coverage": metrics.selective_accuracy_at_coverage(u, correct, own_coverage),
+        "refusal_precision": metrics.refusal_precision(replies.refused, correct),
+        "over_refusal": metrics.over_refusal(replies.refused, correct),
+        # Per question "no error" (a right answer or a refusal), Doubter vs MSP thresholded at the
+        # Doubter's coverage: do the two make different numbers of mistakes at the same coverage?
+        "mcnemar_p": metrics.mcnemar_p(replies.refused | replies.correct, ~msp_answered | correct),
+        "answers_changed": int(np.sum(answered & (replies.correct != correct))),
+        "modifier": manifest.modifier.to_dict(),
+        "gain": manifest.gain,
+    }
+    return {
+        "n": int(len(correct)),
+        "base_accuracy": float(np.mean(correct)),
+        "methods": {
+            "msp": _ranking(msp_u, correct, with_auroc=True),
+            "entropy": _ranking(entropy_u, correct, with_auroc=True),
+            "wrapper": wrapper,
+            "doubter": doubter,
+        },
+    }
+
+
+def doubter_replies(
+    run: RunFolder, backbone, wrapper_dir: Path, manifest: WrapperManifest, dataset: str, split: str, items: list[Item]
+) -> DoubterReplies:
+    """Pass 2 for every item, cached per wrapper weights so a re-run after retraining regenerates."""
+    cache = run.path / "eval" / dataset_key(dataset) / split / f"doubter-{_weights_digest(wrapper_dir, manifest)}.jsonl"
+    stored = _read_jsonl(cache)
+    runtime = NumpyRuntime(wrapper_dir, manifest.base_fingerprint)
+    pipeline = Pipeline(backbone, runtime, manifest.modifier, manifest.gain)
+    todo = [item for item in items if item.id not in stored]
+    with progress_bar() as progress:
+        task = progress.add_task(f"doubter {dataset}/{split}", total=len(items), completed=len(items) - len(todo), info="")
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with cache.open("a", encoding="utf-8") as out:
+            for item in todo:
+                with backbone.lock:
+                    assessment = pipeline.assess(to_messages(item))
+                    result_text = "".join(t.text for t in pipeline.stream(assessment, ANSWER_PARAMS) if isinstance(t, TokenOut))
+                u = assessment.uncertainty.score
+                u_mod = pipeline.modifier.apply(u)
+                row = {"id": item.id, "text": result_text, "u": u, "u_mod": u if u_mod is None else float(u_mod)}
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+                out.flush()
+                stored[item.id] = row
+                progress.advance(task)
+    rows = [stored[item.id] for item in items]
+    texts = [row["text"] for row in rows]
+    refused = np.array([is_refusal(t) for t in texts])
+    correct = np.array([not r and is_correct(item, t) for item, t, r in zip(items, texts, refused)])
+    return DoubterReplies(texts, refused, correct, np.array([row["u_mod"] for row in rows]))
+
+
+def _ranking(score: np.ndarray, correct: np.ndarray, with_auroc: bool) -> dict[str, Any]:
+    out = {
+        "aurc": metrics.aurc(score, correct),
+        "e_aurc": metrics.e_aurc(score, correct),
+        "ece": metrics.ece(np.clip(score, 0, 1), correct),
+        "brier": metrics.brier(np.clip(score, 0, 1), correct),
+        "selective_accuracy": {c: metrics.selective_accuracy_at_coverage(score, correct, float(c)) for c in COVERAGES},
+    }
+    if with_auroc:
+        out = {"auroc": metrics.auroc(score, correct), **out}
+    return out
+
+
+def _doubter_ranking(replies: DoubterReplies, correct: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(score, correct) for the Doubter's curve: answers first by u', then refusals by u'."""
+    score = replies.u_mod + replies.refused.astype(float)
+    outcome = np.where(replies.refused, correct, replies.correct)
+    return score / 2, outcome
+
+
+def _baselines(run: RunFolder, dataset: str, split: str, data: Collected) -> tuple[np.ndarray, np.ndarray, str | None]:
+    msp_raw, entropy_raw = 1 - data.labels("msp"), data.labels("entropy")
+    if split != "val" and run.split_dir(dataset, "val").is_dir():
+        val = run.load(dataset, "val")
+        wrong = ~val.labels("correct")
+        if wrong.any() and (~wrong).any():
+            msp_fit = platt(1 - val.labels("msp"), wrong)
+            entropy_fit = platt(val.labels("entropy"), wrong)
+            return msp_fit(msp_raw), entropy_fit(entropy_raw), f"{dataset}/val"
+    return msp_raw, 1 - np.exp(-entropy_raw), None
+
+
+def platt(x: np.ndarray, wrong: np.ndarray):
+    """Fit sigmoid(a·x + b) to 0/1 labels by Newton's method; returns the fitted map (monotone in x)."""
+    a, b = 1.0, 0.0
+    y = wrong.astype(float)
+    for _ in range(100):
+        p = 1 / (1 + np.exp(-(a * x + b)))
+        w = p * (1 - p) + 1e-9
+        gradient = np.array([np.sum((p - y) * x), np.sum(p - y)])
+        hessian = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]]) + 1e-6 * np.eye(2)
+        step = np.linalg.solve(hessian, gradient)
+        a, b = a - step[0], b - step[1]
+        if np.abs(step).max() < 1e-10:
+            break
+    if a <= 0:  # a baseline that ranks backwards keeps its own order: Platt must not flip it
+        a = 1e-6
+    return lambda v: 1 / (1 + np.exp(-(a * np.asarray(v) + b)))
+
+
+def _run_config(run: RunFolder, manifest: WrapperManifest) -> RunConfig:
+    if run.has_config():
+        config = run.config()
+        if config.fingerprint != manifest.base_fingerprint or config.read_layers != manifest.config.read_layers:
+            raise MetaspiderError(
+                f"{run.path} was collected for {config.model} with layers {list(config.read_layers)}; the wrapper "
+                f"needs {manifest.base_model} with layers {list(manifest.config.read_layers)}: use another --run folder"
+            )
+        return config
+    return RunConfig(manifest.base_model, manifest.base_fingerprint, manifest.config.read_layers, manifest.config.inject_layers, None)
+
+
+def _select(data: Collected, items: list[Item]) -> Collected:
+    """The stored records of `items`, in their order (a run may hold more, e.g. from an earlier --limit)."""
+    index = {record["id"]: i for i, record in enumerate(data.records)}
+    rows = [index[item.id] for item in items]
+    return Collected([data.records[i] for i in rows], data.acts[rows], None)
+
+
+def _domain(manifest: WrapperManifest, dataset: str) -> dict[str, Any]:
+    trained_on = sorted(manifest.training_data.get("datasets", {}))
+    seen = dataset_key(dataset) in trained_on or dataset in trained_on
+    return {"trained_on": trained_on, "seen_in_training": seen, "cross_domain": not seen}
+
+
+def _weights_digest(folder: Path, manifest: WrapperManifest) -> str:
+    """Changes with the weights and the knobs that shape pass 2, not with the manifest's metrics."""
+    knobs = json.dumps({"modifier": manifest.modifier.to_dict(), "gain": manifest.gain}, sort_keys=True)
+    return hashlib.sha256((folder / WEIGHTS_FILE).read_bytes() + knobs.encode()).hexdigest()[:12]
+
+
+def _read_jsonl(path: Path) -> dict[str, dict]:
+    if not path.is_file():
+        return {}
+    rows = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            row = json.loads(line)
+            rows[row["id"]] = row
+    return rows

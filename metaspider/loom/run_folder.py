@@ -1,0 +1,165 @@
+"""A run folder: everything one `metaloom` run collects, trains and reports, in plain files.
+
+    R/run.json                              model, fingerprint, layers
+    R/collect/DATASET/SPLIT/chunk-NNNNN.json          one record per question (answer, correct, baselines)
+    R/collect/DATASET/SPLIT/chunk-NNNNN.safetensors   float16 activations of those questions
+    R/wrapper/                              the trained wrapper (manifest.json + weights.safetensors)
+    R/report.json, R/report.md, R/risk_coverage.png
+
+Chunks are written whole (arrays first, records last, each by rename), so an interrupted collect
+loses at most one chunk and a resumed one skips every question already stored. No pickles anywhere."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import safetensors.numpy
+
+from metaspider.errors import MetaspiderError
+
+RUN_FILE = "run.json"
+WRAPPER_DIR = "wrapper"
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """What every collect into one run must agree on: the base model and the layers read."""
+
+    model: str
+    fingerprint: str
+    read_layers: tuple[int, ...]
+    inject_layers: tuple[int, ...]
+    prefix_layer: int | None
+    """Block whose output is kept at every position for stage B (the block below the lowest injected
+    one), or None when the run only evaluates an existing wrapper."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model,
+            "fingerprint": self.fingerprint,
+            "read_layers": list(self.read_layers),
+            "inject_layers": list(self.inject_layers),
+            "prefix_layer": self.prefix_layer,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunConfig:
+        return cls(
+            model=str(data["model"]),
+            fingerprint=str(data["fingerprint"]),
+            read_layers=tuple(data["read_layers"]),
+            inject_layers=tuple(data["inject_layers"]),
+            prefix_layer=data["prefix_layer"],
+        )
+
+
+@dataclass
+class Collected:
+    """One split of one data set, as stored: records in item order and the arrays beside them."""
+
+    records: list[dict[str, Any]]
+    acts: np.ndarray
+    """[N, R, d] float16: read-layer outputs at the decision point."""
+    prefix: list[np.ndarray] | None
+    """Per record [T, d] float16: the prefix layer's output at every input position of prompt + target."""
+
+    def labels(self, key: str) -> np.ndarray:
+        return np.array([record[key] for record in self.records])
+
+
+class RunFolder:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+
+    @property
+    def wrapper_dir(self) -> Path:
+        return self.path / WRAPPER_DIR
+
+    def config(self) -> RunConfig:
+        file = self.path / RUN_FILE
+        if not file.is_file():
+            raise MetaspiderError(f"{self.path} is not a metaloom run folder (no {RUN_FILE}); run `metaloom collect` first")
+        try:
+            return RunConfig.from_dict(json.loads(file.read_text(encoding="utf-8")))
+        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+            raise MetaspiderError(f"{file} is malformed: {exc}") from exc
+
+    def has_config(self) -> bool:
+        return (self.path / RUN_FILE).is_file()
+
+    def save_config(self, config: RunConfig) -> None:
+        if self.has_config():
+            existing = self.config()
+            if existing != config:
+                raise MetaspiderError(
+                    f"{self.path} was collected with {existing.model} (layers {list(existing.read_layers)}); "
+                    f"it cannot also hold {config.model} (layers {list(config.read_layers)}): use another --run folder"
+                )
+            return
+        self.path.mkdir(parents=True, exist_ok=True)
+        write_text(self.path / RUN_FILE, json.dumps(config.to_dict(), indent=2) + "\n")
+
+    def split_dir(self, dataset: str, split: str) -> Path:
+        return self.path / "collect" / dataset_key(dataset) / split
+
+    def stored_ids(self, dataset: str, split: str) -> set[str]:
+        return {record["id"] for record, _ in self._chunk_records(dataset, split)}
+
+    def write_chunk(self, dataset: str, split: str, records: list[dict[str, Any]], arrays: dict[str, np.ndarray]) -> None:
+        folder = self.split_dir(dataset, split)
+        folder.mkdir(parents=True, exist_ok=True)
+        index = len(list(folder.glob("chunk-*.json")))
+        stem = folder / f"chunk-{index:05d}"
+        tensors = {name: np.ascontiguousarray(a) for name, a in arrays.items()}
+        tmp = stem.with_suffix(".safetensors.tmp")
+        safetensors.numpy.save_file(tensors, str(tmp))
+        os.replace(tmp, stem.with_suffix(".safetensors"))
+        write_text(stem.with_suffix(".json"), json.dumps(records, ensure_ascii=False) + "\n")
+
+    def load(self, dataset: str, split: str, with_prefix: bool = False) -> Collected:
+        chunks = sorted(self.split_dir(dataset, split).glob("chunk-*.json"))
+        if not chunks:
+            raise MetaspiderError(
+                f"nothing collected for {dataset} / {split} in {self.path}: run "
+                f"`metaloom collect --dataset {dataset} --split {split} --run {self.path}` first"
+            )
+        records: list[dict[str, Any]] = []
+        acts: list[np.ndarray] = []
+        prefix: list[np.ndarray] = []
+        for chunk in chunks:
+            chunk_records = json.loads(chunk.read_text(encoding="utf-8"))
+            arrays = safetensors.numpy.load_file(str(chunk.with_suffix(".safetensors")))
+            records += chunk_records
+            acts.append(arrays["acts"])
+            if with_prefix:
+                if "prefix" not in arrays:
+                    raise MetaspiderError(f"{chunk} holds no stage-B activations (collected for evaluation only)")
+                ends = np.cumsum([r["prefix_len"] for r in chunk_records])
+                prefix += np.split(arrays["prefix"], ends[:-1])
+        return Collected(records, np.concatenate(acts), prefix if with_prefix else None)
+
+    def _chunk_records(self, dataset: str, split: str):
+        for chunk in sorted(self.split_dir(dataset, split).glob("chunk-*.json")):
+            for record in json.loads(chunk.read_text(encoding="utf-8")):
+                yield record, chunk
+
+
+def dataset_key(dataset: str) -> str:
+    """A folder name for a data set: the built-in name, or the file's stem and a hash of its path."""
+    path = Path(dataset)
+    if path.suffix == ".jsonl":
+        digest = hashlib.sha256(str(path.resolve()).encode("utf-8")).hexdigest()[:8]
+        return f"{path.stem}-{digest}"
+    return dataset
+
+
+def write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)

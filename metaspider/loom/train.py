@@ -1,0 +1,205 @@
+"""`train`: stage A (P(wrong) from cached activations), Platt calibration on val, then stage B (the
+heads learn to refuse through the frozen base). The wrapper folder in the run is rewritten after each
+stage, so stage B can be rerun on its own."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+import torch
+
+from metaspider.core.modifiers import DEFAULT_DOUBTER_BIAS, Modifier
+from metaspider.core.wrapper import MetaWrapper
+from metaspider.core.wrapper_config import WrapperConfig
+from metaspider.core.wrapper_file import WrapperManifest, load_torch_wrapper, save_wrapper
+from metaspider.errors import MetaspiderError
+from metaspider.loom import metrics
+from metaspider.loom.frozen_tail import FrozenTail
+from metaspider.loom.progress import progress_bar
+from metaspider.loom.run_folder import Collected, RunFolder
+from metaspider.loom.scoring import REFUSAL_SENTENCE
+from metaspider.loom.stage_a import StageASettings, confidence_logits, train_stage_a
+from metaspider.loom.stage_b import StageBSettings, examples, first_tokens, train_stage_b
+
+STAGES = ("a", "b", "all")
+BIAS_GRID = (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
+
+
+@dataclass(frozen=True)
+class TrainSummary:
+    stages: tuple[str, ...]
+    n_train: int
+    n_val: int
+    val_auroc: float
+    answer_below: float
+    doubter_bias: float
+    stage_b_val_loss: tuple[float, float] | None
+    """(before, after) stage B."""
+
+
+def default_bottleneck(d_model: int) -> int:
+    """d/16 as in the seed (256 for 4k-wide models, 128 for 2k), at least 64 for small models."""
+    return max(64, d_model // 16)
+
+
+def train(run: RunFolder, stage: str = "all", epochs: int | None = None, threads: int | None = None) -> TrainSummary:
+    if stage not in STAGES:
+        raise MetaspiderError(f"unknown stage {stage!r}: use one of {', '.join(STAGES)}")
+    datasets = training_datasets(run)
+    need_prefix = stage in ("b", "all")
+    train_data = _concat([run.load(d, "train", with_prefix=need_prefix) for d in datasets])
+    val_data = _concat([run.load(d, "val", with_prefix=need_prefix) for d in datasets])
+    if stage in ("a", "all"):
+        wrapper, manifest = _stage_a(run, datasets, train_data, val_data, epochs)
+    else:
+        wrapper, manifest = load_torch_wrapper(run.wrapper_dir, run.config().fingerprint)
+    stage_b = None
+    if need_prefix:
+        manifest, stage_b = _stage_b(run, wrapper, manifest, train_data, val_data, epochs, threads)
+        manifest = replace(manifest, training_data={**manifest.training_data, "stage_b": stage_b})
+        save_wrapper(run.wrapper_dir, wrapper.state_dict(), manifest)
+    return TrainSummary(
+        stages=("a", "b") if stage == "all" else (stage,),
+        n_train=len(train_data.records),
+        n_val=len(val_data.records),
+        val_auroc=manifest.metrics["val"]["auroc"],
+        answer_below=manifest.answer_below,
+        doubter_bias=manifest.modifier.bias,
+        stage_b_val_loss=(stage_b["val_loss_before"], stage_b["val_loss"]) if stage_b else None,
+    )
+
+
+def training_datasets(run: RunFolder) -> list[str]:
+    """Every data set the run holds both a train and a val split of."""
+    root = run.path / "collect"
+    found = sorted(p.name for p in root.glob("*") if (p / "train").is_dir() and (p / "val").is_dir()) if root.is_dir() else []
+    if not found:
+        raise MetaspiderError(f"{run.path} holds no data set with both a train and a val split: collect them first")
+    return found
+
+
+def choose_threshold(u: np.ndarray, correct: np.ndarray) -> float:
+    """The answer threshold that maximises (right answers − wrong answers) on validation: a wrong
+    answer costs as much as a right one earns. With calibrated u this lands near 0.5."""
+    candidates = np.unique(np.concatenate([u, [np.nextafter(u.max(), np.inf)]]))
+    gains = [(np.sum(correct[u < t]) - np.sum(~correct[u < t]), -t) for t in candidates]
+    return float(candidates[max(range(len(candidates)), key=lambda i: gains[i])])
+
+
+def _stage_a(run: RunFolder, datasets: list[str], train_data: Collected, val_data: Collected, epochs: int | None):
+    config = run.config()
+    d_model = int(train_data.acts.shape[-1])
+    wrapper_config = WrapperConfig(
+        d_model=d_model,
+        read_layers=config.read_layers,
+        inject_layers=config.inject_layers,
+        bottleneck=default_bottleneck(d_model),
+    )
+    torch.manual_seed(0)
+    wrapper = MetaWrapper(wrapper_config)
+    settings = StageASettings() if epochs is None else StageASettings(max_epochs=epochs)
+    train_wrong, val_wrong = ~train_data.labels("correct"), ~val_data.labels("correct")
+    with progress_bar() as progress:
+        task = progress.add_task("stage A", total=settings.max_epochs, info="")
+
+        def on_epoch(epoch: int, train_loss: float, val_loss: float) -> None:
+            progress.update(task, completed=epoch, info=f"train {train_loss:.3f} val {val_loss:.3f}")
+
+        result = train_stage_a(wrapper, train_data.acts, train_wrong, val_data.acts, val_wrong, settings, on_epoch)
+        progress.update(task, completed=settings.max_epochs)
+    val_logits = confidence_logits(wrapper, val_data.acts)
+    wrapper.fit_calibration(val_logits, torch.as_tensor(val_wrong, dtype=torch.float32))
+    val_u = wrapper.calibrate(val_logits).numpy()
+    val_correct = val_data.labels("correct")
+    manifest = WrapperManifest(
+        base_fingerprint=config.fingerprint,
+        base_model=config.model,
+        config=wrapper_config,
+        modifier=Modifier("doubter"),
+        gain=1.0,
+        answer_below=choose_threshold(val_u, val_correct),
+        training_data={
+            "datasets": {d: {"splits": ["train", "val"]} for d in datasets},
+            "n_train": len(train_data.records),
+            "n_val": len(val_data.records),
+            "targets": {"right": "the model's own answer", "wrong": REFUSAL_SENTENCE},
+            "stage_a": {"epochs": result.epochs, "best_epoch": result.best_epoch, "val_bce": result.val_loss, **_settings(settings)},
+        },
+        metrics={"val": _val_metrics(val_u, val_correct, val_data)},
+    )
+    save_wrapper(run.wrapper_dir, wrapper.state_dict(), manifest)
+    return wrapper, manifest
+
+
+def _stage_b(run, wrapper, manifest, train_data, val_data, epochs, threads) -> dict[str, Any]:
+    from metaspider.loom.backbones import torch_backbone
+
+    config = run.config()
+    backbone = torch_backbone(config.model, threads)
+    if backbone.fingerprint != manifest.base_fingerprint:
+        raise MetaspiderError(f"{run.wrapper_dir} was trained for {manifest.base_fingerprint}, not {backbone.fingerprint}")
+    tail = FrozenTail(backbone, min(manifest.config.inject_layers))
+    tail.check(backbone.chat_ids([{"role": "user", "content": "What is the capital of France?"}]))
+    settings = StageBSettings() if epochs is None else StageBSettings(epochs=epochs)
+    train_examples, val_examples = examples(train_data), examples(val_data)
+    n_train_batches = -(-len(train_examples) // settings.batch_size)
+    n_val_batches = -(-len(val_examples) // settings.batch_size)
+    with progress_bar() as progress:
+        task = progress.add_task("stage B", total=(settings.epochs + 1) * n_val_batches + settings.epochs * n_train_batches, info="")
+
+        def on_step(phase: str, loss: float) -> None:
+            progress.update(task, advance=1, info=f"{phase} loss {loss:.3f}")
+
+        result = train_stage_b(wrapper, tail, train_examples, val_examples, settings, on_step)
+    refusal_start = backbone.tokenize(REFUSAL_SENTENCE)[0]
+    scan = doubter_bias_scan(wrapper, tail, val_examples, val_data.labels("correct"), refusal_start)
+    bias = max(scan, key=lambda row: (row["net"], -abs(row["bias"] - DEFAULT_DOUBTER_BIAS)))["bias"]
+    manifest = replace(manifest, modifier=Modifier("doubter", bias))
+    save_wrapper(run.wrapper_dir, wrapper.state_dict(), manifest)
+    return manifest, {
+        "doubter_bias_scan": scan,
+        "epochs": result.epochs,
+        "best_epoch": result.best_epoch,
+        "val_loss_before": result.val_loss_before,
+        "val_loss": result.val_loss,
+        **_settings(settings),
+    }
+
+
+def doubter_bias_scan(wrapper, tail, val_examples, correct: np.ndarray, refusal_start: int) -> list[dict[str, float]]:
+    """For each Doubter bias, the val questions whose pass 2 would open with the refusal, and the net
+    (right answers − wrong answers) of the rest: the same objective that picks `answer_below`."""
+    rows = []
+    for bias in BIAS_GRID:
+        refused = (first_tokens(wrapper, tail, val_examples, Modifier("doubter", bias)) == refusal_start).numpy()
+        answered = ~refused
+        rows.append({
+            "bias": bias,
+            "coverage": float(answered.mean()),
+            "net": int(np.sum(correct[answered]) - np.sum(~correct[answered])),
+            "selective_accuracy": metrics.selective_accuracy(answered, correct),
+        })
+    return rows
+
+
+def _val_metrics(u: np.ndarray, correct: np.ndarray, data: Collected) -> dict[str, float]:
+    return {
+        "n": int(len(u)),
+        "base_accuracy": float(np.mean(correct)),
+        "auroc": metrics.auroc(u, correct),
+        "msp_auroc": metrics.auroc(1 - data.labels("msp"), correct),
+        "ece": metrics.ece(u, correct),
+    }
+
+
+def _settings(settings) -> dict[str, Any]:
+    return dict(vars(settings))
+
+
+def _concat(parts: list[Collected]) -> Collected:
+    if len(parts) == 1:
+        return parts[0]
+    prefix = None if any(p.prefix is None for p in parts) else [x for p in parts for x in p.prefix]
+    return Collected([r for p in parts for r in p.records], np.concatenate([p.acts for p in parts]), prefix)

@@ -1,0 +1,93 @@
+"""One loaded model per (model, backend, n_ctx), shared by every chat model instance in the process.
+
+A backbone holds one KV cache and one injection at a time, so each engine serialises its requests on
+the backbone's lock: many threads and tasks may share an instance without crashing it or mixing
+requests (the crash ChatLlamaCpp has when one `Llama` object is used from several threads). Loading is
+lazy and happens once, under its own lock, so constructing chat models stays free."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from metaspider.errors import MetaspiderError
+
+if TYPE_CHECKING:
+    from metaspider.core.backbone import Backbone
+    from metaspider.core.pipeline import Pipeline
+    from metaspider.core.wrapper_runtime import WrapperRuntime
+    from metaspider.runtime.constrained import GrammarConstraint
+
+BACKENDS = ("llama_cpp", "torch")
+
+
+class Engine:
+    def __init__(self, model: str, backend: str, n_ctx: int, n_threads: int | None):
+        if backend not in BACKENDS:
+            raise MetaspiderError(f"backend must be one of {BACKENDS}, got {backend!r}")
+        self.model = model
+        self.backend = backend
+        self.n_ctx = n_ctx
+        self.n_threads = n_threads
+        self._backbone: Backbone | None = None
+        self._wrappers: dict[str, WrapperRuntime] = {}
+        self._load_lock = threading.Lock()
+
+    @property
+    def backbone(self) -> Backbone:
+        if self._backbone is None:
+            with self._load_lock:
+                if self._backbone is None:
+                    from metaspider.core.pipeline import load_backbone
+
+                    self._backbone = load_backbone(self.model, self.backend, self.n_ctx, self.n_threads)
+        return self._backbone
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Held for a whole request: pass 1, pass 2 and every streamed token."""
+        return self.backbone.lock
+
+    def pipeline(self, wrapper: str | None, modifier: str | None, gain: float | None) -> Pipeline:
+        """Cheap per request: the backbone and wrapper are loaded once and shared."""
+        from metaspider.core.modifiers import Modifier
+        from metaspider.core.pipeline import Pipeline
+
+        runtime = self._wrapper(wrapper) if wrapper is not None else None
+        return Pipeline(self.backbone, runtime, Modifier(modifier) if modifier else None, gain)
+
+    def _wrapper(self, spec: str) -> WrapperRuntime:
+        backbone = self.backbone
+        with self._load_lock:
+            if spec not in self._wrappers:
+                from metaspider.core.pipeline import load_wrapper
+
+                runtime = load_wrapper(backbone, spec, self.backend)
+                assert runtime is not None
+                self._wrappers[spec] = runtime
+            return self._wrappers[spec]
+
+    def grammar(self, grammar: str) -> GrammarConstraint:
+        from metaspider.runtime.constrained import GrammarConstraint, vocab_for
+
+        return GrammarConstraint(vocab_for(self.model_path()), grammar)
+
+    def model_path(self) -> Path:
+        from metaspider.core.registry import resolve
+
+        return resolve(self.model)
+
+
+_engines: dict[tuple[str, str, int], Engine] = {}
+_engines_lock = threading.Lock()
+
+
+def get_engine(model: str, backend: str = "llama_cpp", n_ctx: int = 2048, n_threads: int | None = None) -> Engine:
+    """The process-wide engine for this model; `n_threads` is taken from whoever asks first."""
+    key = (model, backend, n_ctx)
+    with _engines_lock:
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _engines[key] = Engine(model, backend, n_ctx, n_threads)
+        return engine

@@ -1,0 +1,231 @@
+"""LangChain messages ↔ chat-template messages, and tool calls ↔ text.
+
+Two tool-call formats:
+- native: the model's chat template knows tools (Hermes/Qwen style `<tool_call>{json}</tool_call>`);
+  tools go to the template and calls/results are rendered by it.
+- protocol: every other template. The tools and a one-line JSON reply format are described in the
+  system prompt; past calls and tool results are rendered as plain assistant/user text, so any
+  template (even one that knows nothing but user/assistant turns) renders them.
+Either way a call is the JSON object {"name": ..., "arguments": {...}}, which is also what the grammar
+forces when a tool call is required."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from langchain_core.messages import AIMessage, BaseMessage, ChatMessage, HumanMessage, SystemMessage, ToolMessage
+
+from metaspider.errors import MetaspiderError
+
+Message = dict[str, Any]
+
+_NATIVE_CALL = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
+_IGNORED_BLOCKS = {"tool_use", "tool_call", "thinking", "reasoning", "redacted_thinking", "server_tool_call"}
+_ARGUMENT_KEYS = ("arguments", "parameters", "args", "input")
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    name: str
+    args: dict[str, Any]
+    id: str
+
+    def as_langchain(self) -> dict[str, Any]:
+        return {"name": self.name, "args": self.args, "id": self.id, "type": "tool_call"}
+
+
+def has_native_tool_calls(chat_template: str) -> bool:
+    return "<tool_call>" in chat_template and "tools" in chat_template
+
+
+def new_call_id() -> str:
+    return f"call_{uuid.uuid4().hex[:24]}"
+
+
+def text_of(content: str | list | None) -> str:
+    """The text a template should see for LangChain content (a string, blocks, or nothing)."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    parts: list[str] = []
+    for block in content:
+        if isinstance(block, str):
+            parts.append(block)
+        elif block.get("type") == "text":
+            parts.append(str(block.get("text", "")))
+        elif block.get("type") not in _IGNORED_BLOCKS:
+            raise MetaspiderError(
+                f"content block of type {block.get('type')!r} is not supported: this model reads text only"
+            )
+    return "".join(parts)
+
+
+def to_template_messages(messages: Sequence[BaseMessage], native: bool) -> list[Message]:
+    """Plain dicts with string content for the Jinja chat template (never None, never a list)."""
+    names_by_id: dict[str, str] = {}
+    rendered: list[Message] = []
+    for message in messages:
+        if isinstance(message, AIMessage):
+            for call in message.tool_calls:
+                names_by_id[call.get("id") or ""] = call["name"]
+            rendered.append(_assistant(message, native))
+        elif isinstance(message, ToolMessage):
+            name = message.name or names_by_id.get(message.tool_call_id, "tool")
+            rendered.append(_tool_result(message, name, native))
+        elif isinstance(message, SystemMessage):
+            rendered.append({"role": "system", "content": text_of(message.content)})
+        elif isinstance(message, HumanMessage):
+            rendered.append({"role": "user", "content": text_of(message.content)})
+        elif isinstance(message, ChatMessage):
+            rendered.append({"role": message.role, "content": text_of(message.content)})
+        else:
+            raise MetaspiderError(f"unsupported message type {type(message).__name__}")
+    return rendered
+
+
+def _assistant(message: AIMessage, native: bool) -> Message:
+    text = text_of(message.content)
+    if not message.tool_calls:
+        return {"role": "assistant", "content": text}
+    if native:
+        calls = [
+            {"type": "function", "id": c.get("id"), "function": {"name": c["name"], "arguments": c["args"]}}
+            for c in message.tool_calls
+        ]
+        return {"role": "assistant", "content": text, "tool_calls": calls}
+    lines = [call_json(c["name"], c["args"]) for c in message.tool_calls]
+    return {"role": "assistant", "content": "\n".join([text, *lines] if text else lines)}
+
+
+def _tool_result(message: ToolMessage, name: str, native: bool) -> Message:
+    text = text_of(message.content)
+    if native:
+        return {"role": "tool", "content": text, "tool_call_id": message.tool_call_id, "name": name}
+    status = " (error)" if message.status == "error" else ""
+    return {"role": "user", "content": f"Result of tool {name}{status}: {text}"}
+
+
+def call_json(name: str, args: dict[str, Any]) -> str:
+    return json.dumps({"name": name, "arguments": args}, ensure_ascii=False)
+
+
+def protocol_prompt(tools: Sequence[dict], required: str | None) -> str:
+    """System-prompt text that teaches a template without tool support how to call `tools`.
+
+    `required` is None (the model may answer in text), "any", or the one tool name it must call."""
+    specs = "\n".join(json.dumps(t["function"], ensure_ascii=False) for t in tools)
+    if required is None:
+        rule = "If a tool helps, reply with only this JSON object and nothing else; otherwise answer normally:"
+    elif required == "any":
+        rule = "You must call one of the tools. Reply with only this JSON object:"
+    else:
+        rule = f"You must call the tool {required}. Reply with only this JSON object:"
+    return f"You can call these tools:\n{specs}\n{rule}\n" + '{"name": "<tool name>", "arguments": {<arguments>}}'
+
+
+def with_system_text(messages: list[Message], text: str) -> list[Message]:
+    """Append `text` to the system prompt, creating one if the conversation has none."""
+    if messages and messages[0]["role"] == "system":
+        first = dict(messages[0])
+        first["content"] = f"{first['content']}\n\n{text}" if first["content"] else text
+        return [first, *messages[1:]]
+    return [{"role": "system", "content": text}, *messages]
+
+
+def call_schema(tools: Sequence[dict]) -> dict:
+    """The JSON schema of one call to one of `tools`, for the grammar that forces a call."""
+    options = [
+        {
+            "type": "object",
+            "properties": {
+                "name": {"const": t["function"]["name"]},
+                "arguments": _arguments_schema(t["function"].get("parameters")),
+            },
+            "required": ["name", "arguments"],
+        }
+        for t in tools
+    ]
+    return options[0] if len(options) == 1 else {"anyOf": options}
+
+
+def _arguments_schema(parameters: dict | None) -> dict:
+    if not parameters or not parameters.get("properties"):
+        return {"type": "object", "properties": {}, "additionalProperties": False}
+    return parameters
+
+
+def parse_tool_calls(text: str, tool_names: Sequence[str]) -> tuple[str, list[ToolCall]]:
+    """(remaining text, calls): native `<tool_call>` blocks, else a JSON call object in the text.
+
+    Only calls to bound tools count, so ordinary JSON in an answer is left alone."""
+    native = [m.group(1) for m in _NATIVE_CALL.finditer(text)]
+    if native:
+        calls = [c for body in native for c in _calls_in(_loads(body), tool_names)]
+        if calls:
+            return _NATIVE_CALL.sub("", text).strip(), calls
+    decoder = json.JSONDecoder()
+    for match in re.finditer(r"[\[{]", text):
+        try:
+            value, end = decoder.raw_decode(text, match.start())
+        except json.JSONDecodeError:
+            continue
+        calls = _calls_in(value, tool_names)
+        if calls:
+            more, end = _following_calls(text, end, tool_names)
+            remaining = _strip_fence(text[: match.start()]) + _strip_fence(text[end:])
+            return remaining.strip(), calls + more
+    return text, []
+
+
+def _following_calls(text: str, start: int, tool_names: Sequence[str]) -> tuple[list[ToolCall], int]:
+    """Parallel calls in the protocol format: further call objects right after the first one."""
+    decoder = json.JSONDecoder()
+    calls: list[ToolCall] = []
+    while True:
+        at = len(text) - len(text[start:].lstrip(" \t\r\n,"))
+        try:
+            value, end = decoder.raw_decode(text, at)
+        except json.JSONDecodeError:
+            return calls, start
+        found = _calls_in(value, tool_names)
+        if not found:
+            return calls, start
+        calls, start = calls + found, end
+
+
+def _loads(body: str) -> Any:
+    try:
+        return json.JSONDecoder().raw_decode(body.strip())[0]
+    except json.JSONDecodeError:
+        return None
+
+
+def _calls_in(value: Any, tool_names: Sequence[str]) -> list[ToolCall]:
+    items = value if isinstance(value, list) else [value]
+    calls: list[ToolCall] = []
+    for item in items:
+        if not isinstance(item, dict):
+            return []
+        name = item.get("name")
+        if name is None and isinstance(item.get("function"), dict):
+            item = item["function"]
+            name = item.get("name")
+        if name not in tool_names:
+            return []
+        args = next((item[k] for k in _ARGUMENT_KEYS if k in item), {})
+        if isinstance(args, str):
+            args = _loads(args)
+        if not isinstance(args, dict):
+            return []
+        calls.append(ToolCall(name, args, new_call_id()))
+    return calls
+
+
+def _strip_fence(text: str) -> str:
+    return re.sub(r"```(?:json)?", "", text)

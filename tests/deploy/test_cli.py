@@ -1,0 +1,56 @@
+import json
+from types import SimpleNamespace
+
+import pytest
+from typer.testing import CliRunner
+
+from metaspider.core.pipeline import load_wrapper
+from metaspider.deploy.cli import deploy_app
+from metaspider.deploy.control_vector import read_control_vector
+from metaspider.deploy.runtime import SidecarRuntime
+from metaspider.deploy.sidecar import read_sidecar
+from metaspider.errors import MetaspiderError
+
+
+def test_export_writes_sidecar_and_control_vector(model_wrapper, tmp_path):
+    questions = tmp_path / "q.jsonl"
+    rows = [{"id": i, "question": f"What is {i} + {i}?", "answers": [str(2 * i)]} for i in range(10)]
+    questions.write_text("\n".join(json.dumps(row) for row in rows))
+    out, cv = tmp_path / "w.gguf", tmp_path / "cv.gguf"
+    result = CliRunner().invoke(
+        deploy_app,
+        ["export", str(model_wrapper("pooled", "generated")), "--out", str(out), "--control-vector", str(cv),
+         "--calibration", str(questions), "--threads", "1"],
+    )
+    assert result.exit_code == 0, result.output
+    assert "pooled/generated" in result.output and "--control-vector" in result.output
+    assert read_sidecar(out).manifest.config.inject_layers == (26, 27, 28)
+    assert sorted(read_control_vector(cv)) == [26, 27, 28]
+
+
+def test_export_refuses_a_control_vector_for_tokens_wrappers(model_wrapper, tmp_path):
+    result = CliRunner().invoke(
+        deploy_app,
+        ["export", str(model_wrapper("tokens", "all")), "--out", str(tmp_path / "w.gguf"),
+         "--control-vector", str(tmp_path / "cv.gguf")],
+    )
+    assert isinstance(result.exception, MetaspiderError) and "only pooled wrappers" in str(result.exception)
+    assert (tmp_path / "w.gguf").exists() and not (tmp_path / "cv.gguf").exists()
+
+
+def test_export_of_a_missing_folder_fails_with_the_path(tmp_path):
+    result = CliRunner().invoke(deploy_app, ["export", str(tmp_path / "nope"), "--out", str(tmp_path / "w.gguf")])
+    assert isinstance(result.exception, MetaspiderError)
+    assert "nope" in str(result.exception) and not (tmp_path / "w.gguf").exists()
+
+
+def test_pipeline_loads_a_sidecar_on_llama_cpp_only(tiny_wrapper, tiny_fingerprint, tmp_path):
+    out = tmp_path / "w.gguf"
+    CliRunner().invoke(deploy_app, ["export", str(tiny_wrapper), "--out", str(out)])
+    backbone = SimpleNamespace(name="smollm2-135m", fingerprint=tiny_fingerprint)
+    runtime = load_wrapper(backbone, out, "llama_cpp")
+    assert isinstance(runtime, SidecarRuntime) and runtime.manifest.answer_below == 0.42
+    with pytest.raises(MetaspiderError, match="runs on the llama_cpp backend"):
+        load_wrapper(backbone, out, "torch")
+    with pytest.raises(MetaspiderError, match="sha256:other"):
+        load_wrapper(SimpleNamespace(name="smollm2-135m", fingerprint="sha256:other"), out, "llama_cpp")
