@@ -14,20 +14,24 @@ turn_result(graph, config).answer
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
 
+from metaspider.graph.memory import Memory
 from metaspider.graph.nodes import AgentNodes, AgentTool, agent_tools, always_applies
 from metaspider.graph.policy import thresholds_for
 from metaspider.graph.spec import AgentSpec
-from metaspider.graph.state import AgentState, Outcome
+from metaspider.graph.state import AgentState, Outcome, turn_input
 from metaspider.tools import build_tools
 
 
@@ -85,8 +89,7 @@ class TurnResult:
     """The question waiting for a human (the interrupt's payload), while the turn is paused."""
 
     def as_json(self) -> dict[str, Any]:
-        keys = ("answer", "decision", "score", "tool_calls", "thread_id")
-        return {key: value for key, value in asdict(self).items() if key in keys}
+        return {key: getattr(self, key) for key in ("answer", "decision", "score", "tool_calls", "thread_id")}
 
 
 def turn_result(graph: CompiledStateGraph, config: RunnableConfig) -> TurnResult:
@@ -106,3 +109,60 @@ def turn_result(graph: CompiledStateGraph, config: RunnableConfig) -> TurnResult
         steps=values.get("steps", 0),
         escalation=pending[0] if pending else None,
     )
+
+
+class AgentSession:
+    """One agent on one spec: its graph, its memory, the current thread and the knobs the REPL turns.
+
+    `stream` yields the graph's (mode, data) events for a question, and `resume` for a human's reply
+    to an escalation; `result` reads the turn back."""
+
+    def __init__(self, spec: AgentSpec, thread_id: str | None = None):
+        self.spec = spec
+        self.memory = Memory(spec.memory)
+        self.graph = build_agent(spec, self.memory.checkpointer)
+        self.thresholds = thresholds_for(spec)
+        self.gain: float | None = None
+        self.modifier: str | None = None
+        self.thread_id = thread_id or self.memory.last_thread() or new_thread_id()
+
+    @property
+    def config(self) -> RunnableConfig:
+        return run_config(self.thread_id, self.gain, self.modifier)
+
+    def stream(self, question: str) -> Iterator[tuple[str, Any]]:
+        self.memory.touch(self.thread_id)
+        yield from self.graph.stream(turn_input(question), self.config, stream_mode=STREAM_MODES)
+
+    def resume(self, reply: str) -> Iterator[tuple[str, Any]]:
+        yield from self.graph.stream(Command(resume=reply), self.config, stream_mode=STREAM_MODES)
+
+    def run(self, question: str) -> TurnResult:
+        for _ in self.stream(question):
+            pass
+        return self.result()
+
+    def cancel(self, partial_answer: str) -> None:
+        """Close a turn interrupted by the user, so the thread's history records it and moves on."""
+        text = f"{partial_answer} [cancelled]".strip()
+        self.graph.update_state(self.config, {"messages": [AIMessage(text)], "outcome": "cancelled"}, as_node="answer")
+
+    def result(self) -> TurnResult:
+        return turn_result(self.graph, self.config)
+
+    def history(self) -> list[BaseMessage]:
+        return self.graph.get_state(self.config).values.get("messages", [])
+
+    def effective_knobs(self) -> tuple[float, str | None]:
+        gain = self.gain if self.gain is not None else self.spec.gain
+        return gain, self.modifier if self.modifier is not None else self.spec.modifier
+
+    def close(self) -> None:
+        self.memory.close()
+
+
+STREAM_MODES = ["updates", "messages"]
+
+
+def new_thread_id() -> str:
+    return uuid.uuid4().hex[:12]

@@ -31,20 +31,52 @@ from metaspider.tools.specs import CalculatorSpec, HttpGetSpec, KnowledgeBaseSpe
 
 N_CTX = 2048  # the chat model's default: one shared engine for the assessments and the answers
 
-_ARITHMETIC = re.compile(r"\d\s*(?:[-+*/%^×x]|\*\*)\s*\(?\s*[-+]?\d")
+_ARITHMETIC = re.compile(r"[-+(]*\d[\d.\s()]*(?:(?:\*\*|[-+*/%^×])[\s(]*[-+]?\d[\d.\s()]*)+")
 _URL = re.compile(r"https?://\S+")
+
+
+def keep_args(args: dict[str, Any], _question: str) -> dict[str, Any]:
+    return args
+
+
+def arithmetic_in(question: str) -> str | None:
+    """The arithmetic expression written in a question ("What is 1234 * 5678?" → "1234 * 5678")."""
+    match = _ARITHMETIC.search(question)
+    return match.group(0).strip().replace("^", "**").replace("×", "*") if match else None
+
+
+def expression_from_question(args: dict[str, Any], question: str) -> dict[str, Any]:
+    """The question's own expression: a 135M model copying "1234 * 5678" drops or changes digits."""
+    expression = arithmetic_in(question)
+    return {**args, "expression": expression} if expression else args
+
+
+def search_with_question(args: dict[str, Any], question: str) -> dict[str, Any]:
+    """BM25 query = the user's question plus the model's query: a 135M model's own queries are often
+    garbled ("The CEO of Orrě"), while the question is what applicability already matched."""
+    query = str(args.get("query", "")).strip()
+    return {**args, "query": f"{question} {query}".strip()}
 
 
 @dataclass(frozen=True)
 class AgentTool:
-    """A tool and whether it can help with a question: the model then picks among those that can."""
+    """A tool, whether it can help with a question (the model then picks among those that can), and
+    how the model's arguments are completed before the call."""
 
     tool: BaseTool
     applies: Callable[[str], bool]
+    complete_args: Callable[[dict[str, Any], str], dict[str, Any]] = keep_args
 
 
 def agent_tools(specs: list[ToolSpec], tools: list[BaseTool]) -> list[AgentTool]:
-    return [AgentTool(tool, _applicability(spec)) for spec, tool in zip(specs, tools)]
+    return [
+        AgentTool(
+            tool,
+            _applicability(spec),
+            _ARGUMENT_COMPLETION.get(type(spec), keep_args),
+        )
+        for spec, tool in zip(specs, tools)
+    ]
 
 
 def _applicability(spec: ToolSpec) -> Callable[[str], bool]:
@@ -52,7 +84,7 @@ def _applicability(spec: ToolSpec) -> Callable[[str], bool]:
     for http_get. A tiny model asked to pick freely calls the calculator for everything."""
     match spec:
         case CalculatorSpec():
-            return lambda question: bool(_ARITHMETIC.search(question))
+            return lambda question: arithmetic_in(question) is not None
         case KnowledgeBaseSpec(folder=folder):
             from metaspider.tools.knowledge_base import KnowledgeBase, read_passages
 
@@ -61,6 +93,12 @@ def _applicability(spec: ToolSpec) -> Callable[[str], bool]:
         case HttpGetSpec():
             return lambda question: bool(_URL.search(question))
     raise TypeError(f"unknown tool spec {spec!r}")
+
+
+_ARGUMENT_COMPLETION: dict[type, Callable[[dict[str, Any], str], dict[str, Any]]] = {
+    CalculatorSpec: expression_from_question,
+    KnowledgeBaseSpec: search_with_question,
+}
 
 
 def always_applies(_question: str) -> bool:
@@ -94,7 +132,7 @@ def model_view(messages: list[BaseMessage], system_prompt: str) -> list[BaseMess
     question = messages[start].text
     results = tool_results(messages[start:])
     if results:
-        context = "\n".join(f"{r['name']}({_args_text(r['args'])}): {r['result']}" for r in results)
+        context = "\n".join(_context_line(r) for r in results)
         question = f"Context:\n{context}\n\nQuestion: {question}"
     return [*view, HumanMessage(question)]
 
@@ -118,12 +156,26 @@ def tool_results(messages: list[BaseMessage]) -> list[dict[str, Any]]:
     ]
 
 
+def run_tool(tool: BaseTool, call: dict[str, Any]) -> ToolMessage:
+    """The tool's ToolMessage; an exception becomes an error result the model reads, never a crash
+    (the built-in tools already do this; tools passed in by a user may not)."""
+    try:
+        return tool.invoke(call)
+    except Exception as exc:
+        return ToolMessage(
+            f"error: {type(exc).__name__}: {exc}", tool_call_id=call["id"], name=call["name"], status="error"
+        )
+
+
 def _is_answer(message: BaseMessage) -> bool:
     return isinstance(message, AIMessage) and not message.tool_calls
 
 
-def _args_text(args: dict[str, Any]) -> str:
-    return ", ".join(str(value) for value in args.values())
+def _context_line(result: dict[str, Any]) -> str:
+    """"calculator: 1234 * 5678 = 7006652": a bare number would lose what it is the result of."""
+    if result["name"] == "calculator" and "expression" in result["args"] and result["status"] != "error":
+        return f"calculator: {result['args']['expression']} = {result['result']}"
+    return f"{result['name']}: {result['result']}"
 
 
 class AgentNodes:
@@ -157,11 +209,15 @@ class AgentNodes:
     def view(self, state: AgentState) -> list[BaseMessage]:
         return model_view(state["messages"], self.spec.system_prompt)
 
+    @staticmethod
+    def question(state: AgentState) -> str:
+        messages = state["messages"]
+        return messages[current_turn_start(messages)].text
+
     def tools_left(self, state: AgentState) -> list[AgentTool]:
         """Tools that apply to the question and were not called yet this turn."""
-        messages = state["messages"]
-        question = messages[current_turn_start(messages)].text
         used = {call["name"] for call in state.get("tool_calls", [])}
+        question = self.question(state)
         return [t for t in self.tools if t.tool.name not in used and t.applies(question)]
 
     # --- nodes ---------------------------------------------------------------------------------------
@@ -191,9 +247,11 @@ class AgentNodes:
         choice = candidates[0].tool.name if len(candidates) == 1 else "any"
         llm = self.chat_model(config).bind_tools([c.tool for c in candidates], tool_choice=choice)
         request = llm.invoke(self.view(state))
-        call = request.tool_calls[0]
-        tool = next(c.tool for c in candidates if c.tool.name == call["name"])
-        result: ToolMessage = tool.invoke(call)
+        picked = request.tool_calls[0]
+        chosen = next(c for c in candidates if c.tool.name == picked["name"])
+        call = {**picked, "args": chosen.complete_args(picked["args"], self.question(state))}
+        request = AIMessage("", tool_calls=[call], response_metadata=request.response_metadata)
+        result = run_tool(chosen.tool, call)
         record = {"name": call["name"], "args": call["args"], "result": result.text, "status": result.status}
         return {"messages": [request, result], "tool_calls": [*state.get("tool_calls", []), record]}
 
@@ -218,10 +276,9 @@ class AgentNodes:
             message = stronger.invoke(self.view(state))
             return {"messages": [message], "outcome": "escalated"}
         assert isinstance(escalation, HumanEscalation)
-        messages = state["messages"]
         reply = interrupt(
             {
-                "question": messages[current_turn_start(messages)].text,
+                "question": self.question(state),
                 "draft": state.get("draft"),
                 "score": state["score"],
                 "reason": state["reason"],

@@ -85,4 +85,6 @@ def decide(
         if has_tool_results:
             return Decision("answer", f"{band}; no tool left to try, answering from the tool results")
         return Decision("refuse", f"{band} but no tool applies to this question")
-    return Decision("refuse", f"u={score:.2f} is at or above the answer threshold {t.answer_below:.2f}")
+    if t.tool_below is not None and score >= t.tool_below:
+        return Decision("refuse", f"u={score:.2f} is at or above tool_below={t.tool_below:.2f}")
+    return Decision("refuse", f"u={score:.2f} is at or above answer_below={t.answer_below:.2f}")

@@ -12,13 +12,14 @@ from langchain_core.messages import AnyMessage, HumanMessage
 from langgraph.graph.message import add_messages
 
 Route = Literal["answer", "tool", "refuse", "escalate"]
-Outcome = Literal["answered", "used_tool", "refused", "escalated"]
+Outcome = Literal["answered", "used_tool", "refused", "escalated", "cancelled"]
 
 OUTCOME_LABELS: dict[str, str] = {
     "answered": "answered",
     "used_tool": "used a tool",
     "refused": "refused",
     "escalated": "escalated",
+    "cancelled": "cancelled",
 }
 
 

@@ -78,7 +78,8 @@ def calibrate(run: RunFolder, max_risk: float, delta: float, dataset: str | None
     datasets = dataset and [dataset] or list(manifest.training_data.get("datasets", {}))
     if not datasets:
         raise MetaspiderError(f"{folder} names no training data set: pass --dataset")
-    data = [run.load(name, "calib") for name in datasets]
+    collected = run.config().read_layers
+    data = [run.load(name, "calib").read_layers(collected, manifest.config.read_layers) for name in datasets]
     u = np.concatenate([wrapper_u(folder, manifest.base_fingerprint, d.acts) for d in data])
     correct = np.concatenate([d.labels("correct") for d in data])
     result = ltt_threshold(u, correct, max_risk, delta)

@@ -57,7 +57,7 @@ def evaluate(
     backbone = llama_backbone(config.model, threads)
     if not run.stored_ids(dataset, split) >= {item.id for item in items}:
         collect(run, backbone, config, dataset, split, limit)
-    data = _select(run.load(dataset, split), items)
+    data = _select(run.load(dataset, split), items).read_layers(config.read_layers, manifest.config.read_layers)
     correct = data.labels("correct")
     u = wrapper_u(wrapper_dir, manifest.base_fingerprint, data.acts)
     msp_u, entropy_u, baseline_fit = _baselines(run, dataset, split, data)
@@ -194,7 +194,7 @@ def _doubter_ranking(replies: DoubterReplies, correct: np.ndarray) -> tuple[np.n
 def _baselines(run: RunFolder, dataset: str, split: str, data: Collected) -> tuple[np.ndarray, np.ndarray, str | None]:
     msp_raw, entropy_raw = 1 - data.labels("msp"), data.labels("entropy")
     if split != "val" and run.split_dir(dataset, "val").is_dir():
-        val = run.load(dataset, "val")
+        val = run.load(dataset, "val")  # baselines only: no activations needed
         wrong = ~val.labels("correct")
         if wrong.any() and (~wrong).any():
             msp_fit = platt(1 - val.labels("msp"), wrong)
@@ -224,7 +224,7 @@ def platt(x: np.ndarray, wrong: np.ndarray):
 def _run_config(run: RunFolder, manifest: WrapperManifest) -> RunConfig:
     if run.has_config():
         config = run.config()
-        if config.fingerprint != manifest.base_fingerprint or config.read_layers != manifest.config.read_layers:
+        if config.fingerprint != manifest.base_fingerprint or not set(manifest.config.read_layers) <= set(config.read_layers):
             raise MetaspiderError(
                 f"{run.path} was collected for {config.model} with layers {list(config.read_layers)}; the wrapper "
                 f"needs {manifest.base_model} with layers {list(manifest.config.read_layers)}: use another --run folder"

@@ -72,6 +72,14 @@ class Collected:
     def labels(self, key: str) -> np.ndarray:
         return np.array([record[key] for record in self.records])
 
+    def read_layers(self, collected: tuple[int, ...], wanted: tuple[int, ...]) -> Collected:
+        """The same records with only the `wanted` read layers (a wrapper may read a subset of what the run
+        collected)."""
+        missing = sorted(set(wanted) - set(collected))
+        if missing:
+            raise MetaspiderError(f"the wrapper reads layers {missing}, which this run did not collect (it has {list(collected)})")
+        return Collected(self.records, self.acts[:, [collected.index(layer) for layer in wanted]], self.prefix)
+
 
 class RunFolder:
     def __init__(self, path: str | Path):

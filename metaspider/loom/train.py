@@ -24,6 +24,7 @@ from metaspider.loom.stage_a import StageASettings, confidence_logits, train_sta
 from metaspider.loom.stage_b import StageBSettings, examples, first_tokens, train_stage_b
 
 STAGES = ("a", "b", "all")
+READ_WINDOW = 3
 BIAS_GRID = (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 
 
@@ -88,35 +89,50 @@ def choose_threshold(u: np.ndarray, correct: np.ndarray) -> float:
     return float(candidates[max(range(len(candidates)), key=lambda i: gains[i])])
 
 
+def read_layer_candidates(layers: tuple[int, ...], width: int = READ_WINDOW) -> list[tuple[int, ...]]:
+    """Consecutive windows of `width` collected layers, then all of them: the late blocks do not all
+    carry the signal equally (on SmolLM2 the first third of the late third does), and a nine-layer
+    encoder on a few hundred questions overfits to the weaker ones."""
+    windows = [layers[i : i + width] for i in range(0, len(layers) - width + 1, width)]
+    return [*windows, layers] if len(layers) > width else [layers]
+
+
 def _stage_a(run: RunFolder, datasets: list[str], train_data: Collected, val_data: Collected, epochs: int | None):
     config = run.config()
     d_model = int(train_data.acts.shape[-1])
-    wrapper_config = WrapperConfig(
-        d_model=d_model,
-        read_layers=config.read_layers,
-        inject_layers=config.inject_layers,
-        bottleneck=default_bottleneck(d_model),
-    )
-    torch.manual_seed(0)
-    wrapper = MetaWrapper(wrapper_config)
     settings = StageASettings() if epochs is None else StageASettings(max_epochs=epochs)
     train_wrong, val_wrong = ~train_data.labels("correct"), ~val_data.labels("correct")
+    candidates = read_layer_candidates(config.read_layers)
+    scan, best = [], None
     with progress_bar() as progress:
-        task = progress.add_task("stage A", total=settings.max_epochs, info="")
+        task = progress.add_task("stage A", total=settings.max_epochs * len(candidates), info="")
+        for index, layers in enumerate(candidates):
+            columns = [config.read_layers.index(layer) for layer in layers]
+            wrapper_config = WrapperConfig(
+                d_model=d_model, read_layers=layers, inject_layers=config.inject_layers, bottleneck=default_bottleneck(d_model)
+            )
+            torch.manual_seed(0)
+            wrapper = MetaWrapper(wrapper_config)
 
-        def on_epoch(epoch: int, train_loss: float, val_loss: float) -> None:
-            progress.update(task, completed=epoch, info=f"train {train_loss:.3f} val {val_loss:.3f}")
+            def on_epoch(epoch: int, train_loss: float, val_loss: float) -> None:
+                progress.update(task, completed=index * settings.max_epochs + epoch, info=f"layers {layers[0]}-{layers[-1]} val {val_loss:.3f}")
 
-        result = train_stage_a(wrapper, train_data.acts, train_wrong, val_data.acts, val_wrong, settings, on_epoch)
-        progress.update(task, completed=settings.max_epochs)
-    val_logits = confidence_logits(wrapper, val_data.acts)
+            result = train_stage_a(
+                wrapper, train_data.acts[:, columns], train_wrong, val_data.acts[:, columns], val_wrong, settings, on_epoch
+            )
+            scan.append({"read_layers": list(layers), "val_bce": result.val_loss, "best_epoch": result.best_epoch})
+            if best is None or result.val_loss < best[2].val_loss:
+                best = (wrapper, columns, result)
+        progress.update(task, completed=settings.max_epochs * len(candidates))
+    wrapper, columns, result = best
+    val_logits = confidence_logits(wrapper, val_data.acts[:, columns])
     wrapper.fit_calibration(val_logits, torch.as_tensor(val_wrong, dtype=torch.float32))
     val_u = wrapper.calibrate(val_logits).numpy()
     val_correct = val_data.labels("correct")
     manifest = WrapperManifest(
         base_fingerprint=config.fingerprint,
         base_model=config.model,
-        config=wrapper_config,
+        config=wrapper.config,
         modifier=Modifier("doubter"),
         gain=1.0,
         answer_below=choose_threshold(val_u, val_correct),
@@ -125,7 +141,13 @@ def _stage_a(run: RunFolder, datasets: list[str], train_data: Collected, val_dat
             "n_train": len(train_data.records),
             "n_val": len(val_data.records),
             "targets": {"right": "the model's own answer", "wrong": REFUSAL_SENTENCE},
-            "stage_a": {"epochs": result.epochs, "best_epoch": result.best_epoch, "val_bce": result.val_loss, **_settings(settings)},
+            "stage_a": {
+                "epochs": result.epochs,
+                "best_epoch": result.best_epoch,
+                "val_bce": result.val_loss,
+                "read_layer_scan": scan,
+                **_settings(settings),
+            },
         },
         metrics={"val": _val_metrics(val_u, val_correct, val_data)},
     )
@@ -143,7 +165,8 @@ def _stage_b(run, wrapper, manifest, train_data, val_data, epochs, threads) -> d
     tail = FrozenTail(backbone, min(manifest.config.inject_layers))
     tail.check(backbone.chat_ids([{"role": "user", "content": "What is the capital of France?"}]))
     settings = StageBSettings() if epochs is None else StageBSettings(epochs=epochs)
-    train_examples, val_examples = examples(train_data), examples(val_data)
+    layers = (config.read_layers, manifest.config.read_layers)
+    train_examples, val_examples = examples(train_data.read_layers(*layers)), examples(val_data.read_layers(*layers))
     n_train_batches = -(-len(train_examples) // settings.batch_size)
     n_val_batches = -(-len(val_examples) // settings.batch_size)
     with progress_bar() as progress:

@@ -35,6 +35,11 @@ class TestMetaSpiderChatModelIntegration(ChatModelIntegrationTests):
         return True
 
     @property
+    def supports_anthropic_inputs(self) -> bool:
+        """Anthropic-style text, tool_use and thinking blocks and tool definitions are all understood."""
+        return True
+
+    @property
     def model_override_value(self) -> str:
         """The same weights named by their file path: a second engine, reported under that name."""
         return str(resolve(MODEL))

@@ -165,3 +165,20 @@ def test_tool_choice_forms(choice, expected):
 def test_unknown_tool_choice_names_the_bound_tools():
     with pytest.raises(MetaspiderError, match=r"\['add'\]"):
         normalize_tool_choice("multiply", ["add"])
+
+
+def test_openai_style_assistant_message_with_content_none():
+    from langchain_core.messages import convert_to_messages
+
+    history = convert_to_messages(
+        [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "add", "arguments": '{"a": 1, "b": 2}'}}]},
+            {"role": "tool", "content": "3", "tool_call_id": "c1"},
+        ]
+    )
+    for native in (False, True):
+        messages = to_template_messages(history, native)
+        assert messages[1]["content"] == ("" if native else '{"name": "add", "arguments": {"a": 1, "b": 2}}')
+        text = render_chat(template("smollm2-135m" if not native else "qwen2.5-coder-0.5b"), messages, bos_token="", eos_token="")
+        assert "None" not in text and "3" in text

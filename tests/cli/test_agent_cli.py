@@ -1,0 +1,104 @@
+"""`metaspider agent run SPEC` as a user runs it: a separate process per call, real default model."""
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+from graph.agent_specs import qa_spec_copy, write_spec
+
+REPO = Path(__file__).resolve().parents[2]
+# The lead's top-level runner, on the agent sub-app: exactly how `metaspider agent` reports errors.
+AGENT_CLI = "from metaspider.cli import _run; from metaspider.graph.cli import agent_app; _run(agent_app)"
+
+
+def agent_cli(*args: str, stdin: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", AGENT_CLI, "run", *args],
+        input=stdin if stdin is not None else "",
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(Path.home()), "COLUMNS": "300"},
+    )
+
+
+def ask_json(spec: Path, question: str, *extra: str, stdin: str | None = None) -> dict:
+    done = agent_cli(str(spec), "--question", question, "--json", *extra, stdin=stdin)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+@pytest.fixture(scope="module")
+def qa_spec(tmp_path_factory) -> Path:
+    return qa_spec_copy(tmp_path_factory.mktemp("qa"))
+
+
+def test_calculator_question(qa_spec: Path):
+    result = ask_json(qa_spec, "What is 1234 * 5678?")
+    assert set(result) == {"answer", "decision", "score", "tool_calls", "thread_id"}
+    assert [call["name"] for call in result["tool_calls"]] == ["calculator"]
+    assert result["tool_calls"][0]["result"] == "7006652"
+    assert "7006652" in result["answer"].replace(",", "")
+    assert result["decision"] == "used_tool" and 0 <= result["score"] <= 1
+
+
+def test_knowledge_base_question(qa_spec: Path):
+    result = ask_json(qa_spec, "Who is the CEO of Orrery Labs?")
+    assert [call["name"] for call in result["tool_calls"]] == ["knowledge_base"]
+    assert "Ingrid Halvorsen" in result["tool_calls"][0]["result"]
+    assert "Ingrid Halvorsen" in result["answer"]
+
+
+def test_unknowable_question_is_not_answered(qa_spec: Path):
+    result = ask_json(qa_spec, "What is the name of my neighbour's cat?")
+    assert result["decision"] in ("refused", "escalated")
+    assert result["tool_calls"] == []
+
+
+def test_escalation_reads_the_human_answer_from_stdin(tmp_path: Path):
+    spec = write_spec(tmp_path, policy={"answer_below": 0.0, "escalate_above": 0.0}, escalation={"kind": "human"})
+    result = ask_json(spec, "What is my neighbour's cat called?", stdin="Miso\n")
+    assert result["decision"] == "escalated" and result["answer"] == "Miso"
+    unanswered = ask_json(spec, "What is my neighbour's cat called?", stdin="")
+    assert unanswered["decision"] == "escalated" and unanswered["answer"] is None
+
+
+def test_a_thread_survives_a_restart_without_losing_a_turn(tmp_path: Path):
+    memory = tmp_path / "state" / "threads.sqlite"  # parent folder created by the agent
+    spec = write_spec(tmp_path, policy={"answer_below": 1.0}, memory=str(memory), max_tokens=12)
+    first = ask_json(spec, "My name is Ada.", "--thread", "t1")
+    second = ask_json(spec, "What is my name?", "--thread", "t1")
+    assert first["thread_id"] == second["thread_id"] == "t1"
+    with SqliteSaver.from_conn_string(str(memory)) as saver:
+        messages = saver.get_tuple({"configurable": {"thread_id": "t1"}}).checkpoint["channel_values"]["messages"]
+    assert [(m.type, m.text) for m in messages] == [
+        ("human", "My name is Ada."),
+        ("ai", first["answer"]),
+        ("human", "What is my name?"),
+        ("ai", second["answer"]),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("model: smollm2-135m\npolicy: {answer_below: 0.3\n", r"agent\.yaml:\d+: invalid YAML"),
+        ("model: smollm2-135m\npolicy:\n  answer_below: 0.3\ncolour: blue\n", r"agent\.yaml:4: colour: Extra inputs"),
+        ("model: no-such-model\npolicy:\n  answer_below: 0.3\n", r"no-such-model"),
+        ("policy:\n  answer_below: 0.3\n", r"agent\.yaml:1: model: Field required"),
+    ],
+    ids=["malformed-yaml", "unknown-field", "unknown-model", "missing-model"],
+)
+def test_bad_spec_exits_non_zero_with_a_message_and_no_traceback(tmp_path: Path, text: str, expected: str):
+    spec = tmp_path / "agent.yaml"
+    spec.write_text(text, encoding="utf-8")
+    done = agent_cli(str(spec), "--question", "hi", "--json", timeout=120)
+    assert done.returncode == 1
+    assert "Traceback" not in done.stderr and done.stdout == ""
+    assert re.search(expected, " ".join(done.stderr.split())), done.stderr
