@@ -16,10 +16,14 @@ console = Console(stderr=True)
 
 def _mount() -> None:
     from metaspider.core.cli import chat, doctor, models_app
+    from metaspider.deploy.cli import deploy_app
+    from metaspider.graph.cli import agent_app
     from metaspider.loom.cli import loom_app
 
     app.add_typer(models_app, name="models", help="List and fetch models.")
     app.add_typer(loom_app, name="loom", help="Collect, train, evaluate and calibrate wrappers.")
+    app.add_typer(deploy_app, name="deploy", help="Export wrappers to GGUF and check them on llama.cpp.")
+    app.add_typer(agent_app, name="agent", help="Run agents that route on their own uncertainty.")
     app.command("chat")(chat)
     app.command("doctor")(doctor)
 

@@ -4,6 +4,7 @@ template. Computed from the file itself, so Torch and llama.cpp agree on both by
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -61,14 +62,20 @@ def gguf_fields(path: Path) -> dict[str, object]:
     return fields
 
 
-def chat_template(name_or_path: str, path: Path) -> str:
-    """The registry's template when the file has none (base models), else the file's own."""
+def chat_template(name_or_path: str, path: Path, embedded: Callable[[Path], str | None] | None = None) -> str:
+    """The registry's template when the file has none (base models), else the file's own.
+
+    `embedded` reads the file's template; llama.cpp passes its own metadata reader, which is much faster
+    than parsing the whole GGUF in Python."""
     override = chat_template_override(name_or_path)
     if override:
         return override
+    template = (embedded or _embedded_template)(path)
+    return str(template) if template else CHATML_TEMPLATE
+
+
+def _embedded_template(path: Path) -> str | None:
     if path.is_dir():
         config = path / "tokenizer_config.json"
-        template = json.loads(config.read_text()).get("chat_template") if config.exists() else None
-    else:
-        template = gguf_fields(path).get("tokenizer.chat_template")
-    return str(template) if template else CHATML_TEMPLATE
+        return json.loads(config.read_text()).get("chat_template") if config.exists() else None
+    return gguf_fields(path).get("tokenizer.chat_template")

@@ -8,7 +8,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+import yaml
 from rich.console import Console
+
+from metaspider.errors import MetaspiderError
+from metaspider.graph.spec import AgentSpec
 
 agent_app = typer.Typer(help="Run agents that route on their own uncertainty.", no_args_is_help=True)
 stderr = Console(stderr=True)
@@ -32,6 +36,7 @@ def run(
     from metaspider.graph.spec import load_spec
 
     agent_spec = load_spec(spec)
+    check_model_and_wrapper(agent_spec, spec)
     if question is None:
         from metaspider.graph.repl import run_repl
 
@@ -54,6 +59,31 @@ def run(
     print(result.answer if result.answer is not None else "(waiting for a human answer)")
     score = "n/a" if result.score is None else f"{result.score:.2f}"
     stderr.print(f"[dim]{result.decision} · uncertainty {score} · thread {result.thread_id}[/]")
+
+
+def check_model_and_wrapper(agent_spec: AgentSpec, path: Path) -> None:
+    """Fail before loading anything, and name the spec's field and line, when the model or the
+    wrapper cannot be found (the spec's schema cannot know which files exist)."""
+    from metaspider.core.pipeline import wrapper_folder
+    from metaspider.core.registry import resolve
+
+    checks = [("model", lambda: resolve(agent_spec.model))]
+    if agent_spec.wrapper is not None:
+        checks.append(("wrapper", lambda: wrapper_folder(agent_spec.wrapper, agent_spec.model)))
+    for field, check in checks:
+        try:
+            check()
+        except MetaspiderError as exc:
+            raise MetaspiderError(f"{path}:{_line_of(path, field)}: {field}: {exc}") from None
+
+
+def _line_of(path: Path, key: str) -> int:
+    """The 1-based line of a top-level key of a YAML mapping (the spec already parsed, so it is one)."""
+    root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
+    for key_node, _ in root.value:
+        if key_node.value == key:
+            return key_node.start_mark.line + 1
+    return 1
 
 
 def _human_reply(escalation: dict) -> str | None:

@@ -256,7 +256,7 @@ class AgentNodes:
         return {"messages": [request, result], "tool_calls": [*state.get("tool_calls", []), record]}
 
     def refuse(self, state: AgentState) -> AgentState:
-        text = f"I can't answer that reliably (uncertainty {state['score']:.2f}: {state['reason']})."
+        text = f"I can't answer that reliably ({state['reason']})."
         return {"messages": [AIMessage(text)], "outcome": "refused"}
 
     def draft(self, state: AgentState, config: RunnableConfig) -> AgentState:

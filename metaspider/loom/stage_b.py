@@ -4,7 +4,15 @@ Language-model loss through the frozen base model, teacher-forced on the targets
 model's own answer where it was right, the refusal sentence where it was wrong, each closed by the
 end-of-turn token. The prompt is masked out of the loss. Positions are injected exactly as pass 2 does in
 `generated` mode: the decision point (re-evaluated with the injection) and every token after it. The
-encoder and the confidence head stay as stage A left them."""
+encoder and the confidence head stay as stage A left them.
+
+The doubt token must steer the reply, or the Doubter's bias and the runtime gain would do nothing:
+trained on right/wrong alone, the heads read correctness straight from the cognitive tokens and ignore
+u' (measured: the same refusals at every bias). So each training example draws a Doubter bias b, feeds
+u' = sigmoid(logit(u) + b), and the target follows u' where u' and the truth disagree: refuse when
+u' >= 1/2 (the refusal's first token), answer with the model's own first token when u' < 1/2. Where they
+agree the full stored target is used. The heads learn "refuse iff u' >= 1/2", so a bias picks the
+operating point: answer when u < sigmoid(-b)."""
 
 from __future__ import annotations
 
@@ -26,6 +34,8 @@ from metaspider.loom.run_folder import Collected
 
 @dataclass(frozen=True)
 class StageBSettings:
+    bias_range: float = 3.0
+    """Training biases are drawn uniformly from [-bias_range, bias_range]."""
     lr: float = 2e-4
     gate_lr_scale: float = 5.0
     weight_decay: float = 0.01
@@ -50,13 +60,16 @@ class _Example:
     states: Tensor  # [T, d]: the tail's input at every input position
     decision: int  # index of the decision point (last prompt token)
     labels: Tensor  # [T]: next-token targets, -100 where masked
+    wrong: bool
+    switch_first: int  # first token of the other reply: the refusal if right, its own answer if wrong
 
 
 def head_parameters(wrapper: MetaWrapper) -> list[torch.nn.Parameter]:
     return [*wrapper.heads.parameters(), wrapper.e_doubt, wrapper.e_sure]
 
 
-def examples(data: Collected) -> list[_Example]:
+def examples(data: Collected, first_token: Callable[[str], int], refusal_first: int) -> list[_Example]:
+    """`first_token(text)`: the first token of an assistant reply; `refusal_first`: the refusal's."""
     if data.prefix is None:
         raise MetaspiderError("stage B needs the activations collected with the run's prefix layer")
     out = []
@@ -64,7 +77,13 @@ def examples(data: Collected) -> list[_Example]:
         n_prompt, target = record["n_prompt"], record["target"]
         labels = torch.full((len(states),), -100, dtype=torch.long)
         labels[n_prompt - 1 :] = torch.tensor(target, dtype=torch.long)
-        out.append(_Example(torch.from_numpy(acts.astype(np.float32)), torch.from_numpy(states.astype(np.float32)), n_prompt - 1, labels))
+        wrong = not record["correct"]
+        switch = first_token(record["answer"].strip() or ".") if wrong else refusal_first
+        out.append(
+            _Example(
+                torch.from_numpy(acts.astype(np.float32)), torch.from_numpy(states.astype(np.float32)), n_prompt - 1, labels, wrong, switch
+            )
+        )
     return out
 
 
@@ -95,7 +114,8 @@ def train_stage_b(
         best_loss, best_epoch, best_state, epoch = before, 0, _snapshot(wrapper), 0
         for epoch in range(1, settings.epochs + 1):
             for index in torch.randperm(len(train), generator=generator).split(settings.batch_size):
-                loss = batch_loss(wrapper, tail, [train[i] for i in index])
+                biases = (torch.rand(len(index), generator=generator) * 2 - 1) * settings.bias_range
+                loss = batch_loss(wrapper, tail, [train[i] for i in index], biases)
                 optimizer.zero_grad()
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(trainable, settings.clip)
@@ -110,10 +130,16 @@ def train_stage_b(
     return StageBResult(epoch, best_epoch, before, best_loss)
 
 
-def batch_loss(wrapper: MetaWrapper, tail: FrozenTail, batch: list[_Example]) -> Tensor:
-    """Mean next-token cross-entropy over the target tokens of a batch, with the injection on."""
+def batch_loss(wrapper: MetaWrapper, tail: FrozenTail, batch: list[_Example], biases: Tensor | None = None) -> Tensor:
+    """Mean next-token cross-entropy over the target tokens of a batch, with the injection on; `biases`
+    [B] are the Doubter biases fed back (None: 0, u as calibrated)."""
+    biases = torch.zeros(len(batch)) if biases is None else biases
     states, labels, decision = _pad(batch)
-    hidden = _injected_hidden(wrapper, tail, batch, states, decision, Modifier("none"))
+    hidden, u_mod = _injected_hidden(wrapper, tail, batch, states, decision, biases)
+    for i, ex in enumerate(batch):
+        if bool(u_mod[i] >= 0.5) != ex.wrong:
+            labels[i] = -100
+            labels[i, ex.decision] = ex.switch_first
     rows = labels != -100
     return F.cross_entropy(tail.logits(hidden[rows]), labels[rows])
 
@@ -126,18 +152,20 @@ def first_tokens(wrapper: MetaWrapper, tail: FrozenTail, data: list[_Example], m
     for start in range(0, len(data), batch_size):
         batch = data[start : start + batch_size]
         states, _, decision = _pad(batch)
-        hidden = _injected_hidden(wrapper, tail, batch, states, decision, modifier)
+        hidden, _ = _injected_hidden(wrapper, tail, batch, states, decision, torch.full((len(batch),), modifier.bias))
         out.append(tail.logits(hidden[torch.arange(len(batch)), decision]).argmax(-1))
     return torch.cat(out)
 
 
 def _injected_hidden(
-    wrapper: MetaWrapper, tail: FrozenTail, batch: list[_Example], states: Tensor, decision: Tensor, modifier: Modifier
-) -> Tensor:
+    wrapper: MetaWrapper, tail: FrozenTail, batch: list[_Example], states: Tensor, decision: Tensor, biases: Tensor
+) -> tuple[Tensor, Tensor]:
+    """(final hidden states, u' per example) with the doubter's u' = sigmoid(logit(u) + bias) fed back."""
     with torch.no_grad():
         tokens = wrapper.encode(torch.stack([ex.acts for ex in batch]))
-        u = modifier.apply(wrapper.calibrate(wrapper.confidence_logit(tokens)))
-    memory = wrapper.memory(tokens, u)
+        u = wrapper.calibrate(wrapper.confidence_logit(tokens))
+        u_mod = u / (u + (1 - u) * torch.exp(-biases))
+    memory = wrapper.memory(tokens, u_mod)
     steps = torch.arange(states.shape[1])[None] - decision[:, None]  # [B, T]: generated step of each position
     scale = ((steps >= 0).float() * wrapper.damping(steps.clamp(min=0))).unsqueeze(-1)
 
@@ -146,7 +174,7 @@ def _injected_hidden(
             return None
         return scale * wrapper.offsets(block, hidden, memory, 1.0)
 
-    return tail.hidden(states, offsets)
+    return tail.hidden(states, offsets), u_mod
 
 
 def evaluate_loss(

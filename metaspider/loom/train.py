@@ -4,13 +4,14 @@ stage, so stage B can be rerun on its own."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 import torch
 
-from metaspider.core.modifiers import DEFAULT_DOUBTER_BIAS, Modifier
+from metaspider.core.modifiers import Modifier
 from metaspider.core.wrapper import MetaWrapper
 from metaspider.core.wrapper_config import WrapperConfig
 from metaspider.core.wrapper_file import WrapperManifest, load_torch_wrapper, save_wrapper
@@ -166,7 +167,13 @@ def _stage_b(run, wrapper, manifest, train_data, val_data, epochs, threads) -> d
     tail.check(backbone.chat_ids([{"role": "user", "content": "What is the capital of France?"}]))
     settings = StageBSettings() if epochs is None else StageBSettings(epochs=epochs)
     layers = (config.read_layers, manifest.config.read_layers)
-    train_examples, val_examples = examples(train_data.read_layers(*layers)), examples(val_data.read_layers(*layers))
+    refusal_start = backbone.tokenize(REFUSAL_SENTENCE)[0]
+
+    def first_token(text: str) -> int:
+        return backbone.tokenize(text)[0]
+
+    train_examples = examples(train_data.read_layers(*layers), first_token, refusal_start)
+    val_examples = examples(val_data.read_layers(*layers), first_token, refusal_start)
     n_train_batches = -(-len(train_examples) // settings.batch_size)
     n_val_batches = -(-len(val_examples) // settings.batch_size)
     with progress_bar() as progress:
@@ -176,9 +183,9 @@ def _stage_b(run, wrapper, manifest, train_data, val_data, epochs, threads) -> d
             progress.update(task, advance=1, info=f"{phase} loss {loss:.3f}")
 
         result = train_stage_b(wrapper, tail, train_examples, val_examples, settings, on_step)
-    refusal_start = backbone.tokenize(REFUSAL_SENTENCE)[0]
-    scan = doubter_bias_scan(wrapper, tail, val_examples, val_data.labels("correct"), refusal_start)
-    bias = max(scan, key=lambda row: (row["net"], -abs(row["bias"] - DEFAULT_DOUBTER_BIAS)))["bias"]
+    # The heads refuse when u' >= 1/2: this bias puts that point at the read-only threshold.
+    bias = round(-math.log(manifest.answer_below / (1 - manifest.answer_below)), 2)
+    scan = doubter_bias_scan(wrapper, tail, val_examples, val_data.labels("correct"), refusal_start, (*BIAS_GRID, bias))
     manifest = replace(manifest, modifier=Modifier("doubter", bias))
     save_wrapper(run.wrapper_dir, wrapper.state_dict(), manifest)
     return manifest, {
@@ -191,11 +198,11 @@ def _stage_b(run, wrapper, manifest, train_data, val_data, epochs, threads) -> d
     }
 
 
-def doubter_bias_scan(wrapper, tail, val_examples, correct: np.ndarray, refusal_start: int) -> list[dict[str, float]]:
+def doubter_bias_scan(wrapper, tail, val_examples, correct: np.ndarray, refusal_start: int, biases: tuple[float, ...]) -> list[dict[str, float]]:
     """For each Doubter bias, the val questions whose pass 2 would open with the refusal, and the net
-    (right answers − wrong answers) of the rest: the same objective that picks `answer_below`."""
+    (right answers − wrong answers) of the rest: a record of the knob's effect, checked without generating."""
     rows = []
-    for bias in BIAS_GRID:
+    for bias in sorted(set(biases)):
         refused = (first_tokens(wrapper, tail, val_examples, Modifier("doubter", bias)) == refusal_start).numpy()
         answered = ~refused
         rows.append({

@@ -90,7 +90,7 @@ def test_a_thread_survives_a_restart_without_losing_a_turn(tmp_path: Path):
     [
         ("model: smollm2-135m\npolicy: {answer_below: 0.3\n", r"agent\.yaml:\d+: invalid YAML"),
         ("model: smollm2-135m\npolicy:\n  answer_below: 0.3\ncolour: blue\n", r"agent\.yaml:4: colour: Extra inputs"),
-        ("model: no-such-model\npolicy:\n  answer_below: 0.3\n", r"no-such-model"),
+        ("# agent\nmodel: no-such-model\npolicy:\n  answer_below: 0.3\n", r"agent\.yaml:2: model: unknown model 'no-such-model'"),
         ("policy:\n  answer_below: 0.3\n", r"agent\.yaml:1: model: Field required"),
     ],
     ids=["malformed-yaml", "unknown-field", "unknown-model", "missing-model"],

@@ -125,3 +125,17 @@ def test_no_applicable_tool_means_refusal_not_an_answer(tmp_path: Path):
     path, updates = run(graph, "What is my neighbour's cat called?")
     assert path == ["assess", "refuse"]
     assert "no tool applies" in updates[0]["assess"]["reason"]
+
+
+def test_escalation_to_a_stronger_model_answers_with_that_model(tmp_path: Path):
+    graph = agent(
+        tmp_path,
+        policy={"answer_below": 0.0, "escalate_above": 0.0},
+        escalation={"kind": "model", "model": "gemma3-270m"},
+        max_tokens=16,
+    )
+    path, updates = run(graph, "What is the capital of France?")
+    assert path == ["assess", "escalate"]
+    message = updates[1]["escalate"]["messages"][0]
+    assert message.response_metadata["model_name"] == "gemma3-270m" and message.text
+    assert turn_result(graph, run_config("t")).decision == "escalated"

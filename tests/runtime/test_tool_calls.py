@@ -182,3 +182,20 @@ def test_openai_style_assistant_message_with_content_none():
         assert messages[1]["content"] == ("" if native else '{"name": "add", "arguments": {"a": 1, "b": 2}}')
         text = render_chat(template("smollm2-135m" if not native else "qwen2.5-coder-0.5b"), messages, bos_token="", eos_token="")
         assert "None" not in text and "3" in text
+
+
+def test_streamed_text_holds_back_only_what_may_be_a_call():
+    from metaspider.runtime.chat_model import _Holdback
+
+    def stream(mode: str, pieces: list[str]) -> tuple[str, str, list]:
+        holdback = _Holdback(mode)
+        released = "".join(holdback.push(p) for p in pieces)
+        rest, calls = holdback.finish(["add"])
+        return released, rest, [c.name for c in calls]
+
+    call = ["<tool", "_call>\n", '{"name": "add", "arguments": {"a": 1, "b": 2}}', "\n</tool_call>"]
+    assert stream("native", ["Sure", ", adding.", " ", *call]) == ("Sure, adding. ", "", ["add"])
+    assert stream("auto", [" ", "{", '"name": "add", "arguments": {}}']) == ("", "", ["add"])
+    assert stream("auto", ["The", " answer", " {is} 3"]) == ("The answer {is} 3", "", [])
+    assert stream("forced", ['{"name": "add", "arguments": {}}']) == ("", "", ["add"])
+    assert stream("text", ['{"name": "add", "arguments": {}}']) == ('{"name": "add", "arguments": {}}', "", [])
