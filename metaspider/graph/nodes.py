@@ -51,11 +51,18 @@ def expression_from_question(args: dict[str, Any], question: str) -> dict[str, A
     return {**args, "expression": expression} if expression else args
 
 
-def search_with_question(args: dict[str, Any], question: str) -> dict[str, Any]:
-    """BM25 query = the user's question plus the model's query: a 135M model's own queries are often
-    garbled ("The CEO of Orrě"), while the question is what applicability already matched."""
+def query_from_question(args: dict[str, Any], question: str) -> dict[str, Any]:
+    """The model's query if it is made of the question's words ("Lumen Dial"), else the question: a
+    135M model's own queries are often garbled ("The CEO of Orrě") or off the topic."""
     query = str(args.get("query", "")).strip()
-    return {**args, "query": f"{question} {query}".strip()}
+    question_words = set(_words(question))
+    if query and set(_words(query)) <= question_words:
+        return {**args, "query": query}
+    return {**args, "query": question}
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.lower())
 
 
 @dataclass(frozen=True)
@@ -97,7 +104,7 @@ def _applicability(spec: ToolSpec) -> Callable[[str], bool]:
 
 _ARGUMENT_COMPLETION: dict[type, Callable[[dict[str, Any], str], dict[str, Any]]] = {
     CalculatorSpec: expression_from_question,
-    KnowledgeBaseSpec: search_with_question,
+    KnowledgeBaseSpec: query_from_question,
 }
 
 
@@ -193,8 +200,13 @@ class AgentNodes:
         configurable = (config or {}).get("configurable", {})
         return configurable.get("gain", self.spec.gain), configurable.get("modifier", self.spec.modifier)
 
-    def chat_model(self, config: RunnableConfig | None) -> MetaSpiderChatModel:
+    def chat_model(self, config: RunnableConfig | None, inject: bool = True) -> MetaSpiderChatModel:
+        """`inject=False`: pass 2 without the wrapper's injection (gain 0), for text that is not the
+        model's own answer: the Doubter is trained to turn answers into refusals, and would write its
+        refusal sentence into a tool's arguments or refuse to read out a tool's result."""
         gain, modifier = self.knobs(config)
+        if not inject:
+            gain = 0.0
         return MetaSpiderChatModel(
             model=self.spec.model,
             backend=self.spec.backend,
@@ -239,13 +251,14 @@ class AgentNodes:
         return {"score": score, "route": route, "reason": reason, "steps": steps}
 
     def answer(self, state: AgentState, config: RunnableConfig) -> AgentState:
-        message = self.chat_model(config).invoke(self.view(state))
-        return {"messages": [message], "outcome": "used_tool" if state.get("tool_calls") else "answered"}
+        grounded = bool(state.get("tool_calls"))
+        message = self.chat_model(config, inject=not grounded).invoke(self.view(state))
+        return {"messages": [message], "outcome": "used_tool" if grounded else "answered"}
 
     def tool(self, state: AgentState, config: RunnableConfig) -> AgentState:
         candidates = self.tools_left(state)
         choice = candidates[0].tool.name if len(candidates) == 1 else "any"
-        llm = self.chat_model(config).bind_tools([c.tool for c in candidates], tool_choice=choice)
+        llm = self.chat_model(config, inject=False).bind_tools([c.tool for c in candidates], tool_choice=choice)
         request = llm.invoke(self.view(state))
         picked = request.tool_calls[0]
         chosen = next(c for c in candidates if c.tool.name == picked["name"])
@@ -260,9 +273,9 @@ class AgentNodes:
         return {"messages": [AIMessage(text)], "outcome": "refused"}
 
     def draft(self, state: AgentState, config: RunnableConfig) -> AgentState:
-        """The model's own answer, for the human to check: a node of its own, because a node that
-        interrupts runs again from its start when resumed."""
-        return {"draft": self.chat_model(config).invoke(self.view(state)).text}
+        """What the bare model would answer, for the human to check (with the injection it would mostly
+        be a refusal). A node of its own: a node that interrupts runs again from its start when resumed."""
+        return {"draft": self.chat_model(config, inject=False).invoke(self.view(state)).text}
 
     def escalate(self, state: AgentState, config: RunnableConfig) -> AgentState:
         escalation = self.spec.escalation

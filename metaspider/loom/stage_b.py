@@ -42,7 +42,7 @@ class StageBSettings:
     warmup: float = 0.05
     clip: float = 1.0
     batch_size: int = 8
-    epochs: int = 2
+    epochs: int = 3
     seed: int = 0
 
 

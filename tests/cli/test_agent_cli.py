@@ -56,7 +56,8 @@ def test_knowledge_base_question(qa_spec: Path):
 
 
 def test_unknowable_question_is_not_answered(qa_spec: Path):
-    result = ask_json(qa_spec, "What is the name of my neighbour's cat?")
+    # A made-up country: neither the model nor any tool can know its capital.
+    result = ask_json(qa_spec, "What is the capital of Zubrovia?")
     assert result["decision"] in ("refused", "escalated")
     assert result["tool_calls"] == []
 
