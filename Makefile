@@ -15,7 +15,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: install
-	$(BIN)/metaspider chat
+	$(BIN)/metaspider agent run agents/qa.yaml
 
 test: install
 	$(BIN)/pytest

@@ -240,6 +240,9 @@ def _markdown(report: dict) -> str:
     met = report["targets_met"]
     lines += [
         "",
+        "Generations stop early at end of sequence (the Doubter's refusals are short), so decode is compared "
+        "per token; TTFT includes pass 1 for metaspider.",
+        "",
         f"Sidecar: {report['sidecar_bytes'] / 1e6:.2f} MB = {100 * report['sidecar_fraction']:.2f} % of the base GGUF "
         f"({report['base_bytes'] / 1e6:.1f} MB).",
         "",

@@ -11,7 +11,7 @@ from rich.console import Console
 from metaspider.errors import MetaspiderError
 
 app = typer.Typer(help="Make a frozen LLM admit uncertainty, and let agents act on it.", no_args_is_help=True)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)
 
 
 def _mount() -> None:

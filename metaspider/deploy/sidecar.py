@@ -3,7 +3,7 @@
 One file, in the format llama.cpp users already handle, that `gguf-dump` can inspect. Tensors keep the
 wrapper's state-dict names (`readers.20.proj.weight`, `heads.26.up.weight`, ...), so the sidecar, the
 wrapper folder and the torch module agree name for name; most matrices are stored as Q8_0 by default,
-which brings the sidecar to about 2.5 % of a Q4 base model. The manifest is spread over `metaspider.*`
+which brings the sidecar to 1-3 % of a Q4 base model. The manifest is spread over `metaspider.*`
 keys so a reader sees layers, modes and the base fingerprint without running anything.
 
 Reading never imports torch: this module is the start of the torch-free deploy path."""

@@ -135,6 +135,8 @@ class AgentSession:
 
     def stream(self, question: str) -> Iterator[tuple[str, Any]]:
         self.memory.touch(self.thread_id)
+        if self.result().escalation is not None:
+            self._close_unanswered_escalation()
         yield from self.graph.stream(turn_input(question), self.config, stream_mode=STREAM_MODES)
 
     def resume(self, reply: str) -> Iterator[tuple[str, Any]]:
@@ -149,6 +151,12 @@ class AgentSession:
         """Close a turn interrupted by the user, so the thread's history records it and moves on."""
         text = f"{partial_answer} [cancelled]".strip()
         self.graph.update_state(self.config, {"messages": [AIMessage(text)], "outcome": "cancelled"}, as_node="answer")
+
+    def _close_unanswered_escalation(self) -> None:
+        """A new question on a thread still waiting for a human: the waiting turn is closed as refused,
+        so the history keeps every question with its reply."""
+        reply = AIMessage("No one answered this question.")
+        self.graph.update_state(self.config, {"messages": [reply], "outcome": "refused"}, as_node="escalate")
 
     def result(self) -> TurnResult:
         return turn_result(self.graph, self.config)

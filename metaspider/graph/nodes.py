@@ -163,6 +163,12 @@ def tool_results(messages: list[BaseMessage]) -> list[dict[str, Any]]:
     ]
 
 
+def _empty_call(name: str) -> dict[str, Any]:
+    from metaspider.runtime.tool_calls import new_call_id
+
+    return {"name": name, "args": {}, "id": new_call_id(), "type": "tool_call"}
+
+
 def run_tool(tool: BaseTool, call: dict[str, Any]) -> ToolMessage:
     """The tool's ToolMessage; an exception becomes an error result the model reads, never a crash
     (the built-in tools already do this; tools passed in by a user may not)."""
@@ -260,7 +266,8 @@ class AgentNodes:
         choice = candidates[0].tool.name if len(candidates) == 1 else "any"
         llm = self.chat_model(config, inject=False).bind_tools([c.tool for c in candidates], tool_choice=choice)
         request = llm.invoke(self.view(state))
-        picked = request.tool_calls[0]
+        # A forced call always parses; only a token budget too small for any call leaves none.
+        picked = request.tool_calls[0] if request.tool_calls else _empty_call(candidates[0].tool.name)
         chosen = next(c for c in candidates if c.tool.name == picked["name"])
         call = {**picked, "args": chosen.complete_args(picked["args"], self.question(state))}
         request = AIMessage("", tool_calls=[call], response_metadata=request.response_metadata)
@@ -299,7 +306,7 @@ class AgentNodes:
         )
         text = str(reply).strip()
         if not text:
-            return {"messages": [AIMessage("No one could answer this question.")], "outcome": "refused"}
+            return {"messages": [AIMessage("No one answered this question.")], "outcome": "refused"}
         return {"messages": [AIMessage(text, name="human")], "outcome": "escalated"}
 
     # --- edges -------------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ def collect_command(
 def train_command(
     run: RunOption,
     stage: Annotated[str, typer.Option("--stage", help="a (confidence), b (injection) or all.")] = "all",
-    epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs per stage (default: A up to 30 with early stopping, B 2).")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs per stage (default: A up to 30, B 5; early stopping on val).")] = None,
     threads: ThreadsOption = None,
 ) -> None:
     """Train the wrapper on the run's train split (early stopping and calibration on val)."""

@@ -1,7 +1,9 @@
 """The frozen base model from one block up: what stage B backpropagates through.
 
 Nothing below the lowest injected block depends on the wrapper, so that block's input (the output of
-the block below, kept by `collect`) is all stage B needs from the lower model. Only the tail runs, with
+the block below, kept by `collect`) is all stage B needs from the lower model. `collect` reads it from
+llama.cpp, whose layer outputs match the Torch backbone's (cosine ~0.999): a Torch forward over every
+question would cost more than the rest of the rebuild together. Only the tail runs, with
 the same offsets the Torch backbone's injection hook adds, and backward stops where the tail starts.
 The tail is checked against the full model once, so an architecture it does not reproduce is refused
 instead of silently trained on the wrong function."""

@@ -117,7 +117,8 @@ class RunFolder:
         return self.path / "collect" / dataset_key(dataset) / split
 
     def stored_ids(self, dataset: str, split: str) -> set[str]:
-        return {record["id"] for record, _ in self._chunk_records(dataset, split)}
+        chunks = sorted(self.split_dir(dataset, split).glob("chunk-*.json"))
+        return {record["id"] for chunk in chunks for record in json.loads(chunk.read_text(encoding="utf-8"))}
 
     def write_chunk(self, dataset: str, split: str, records: list[dict[str, Any]], arrays: dict[str, np.ndarray]) -> None:
         folder = self.split_dir(dataset, split)
@@ -151,11 +152,6 @@ class RunFolder:
                 ends = np.cumsum([r["prefix_len"] for r in chunk_records])
                 prefix += np.split(arrays["prefix"], ends[:-1])
         return Collected(records, np.concatenate(acts), prefix if with_prefix else None)
-
-    def _chunk_records(self, dataset: str, split: str):
-        for chunk in sorted(self.split_dir(dataset, split).glob("chunk-*.json")):
-            for record in json.loads(chunk.read_text(encoding="utf-8")):
-                yield record, chunk
 
 
 def dataset_key(dataset: str) -> str:

@@ -42,7 +42,8 @@ class StageBSettings:
     warmup: float = 0.05
     clip: float = 1.0
     batch_size: int = 8
-    epochs: int = 3
+    epochs: int = 5
+    """More than the seed's 2: a few hundred questions, not thousands; early stopping keeps the best."""
     seed: int = 0
 
 

@@ -62,12 +62,27 @@ def test_unknowable_question_is_not_answered(qa_spec: Path):
     assert result["tool_calls"] == []
 
 
+def thread_messages(memory: Path, thread: str) -> list[tuple[str, str]]:
+    with SqliteSaver.from_conn_string(str(memory)) as saver:
+        checkpoint = saver.get_tuple({"configurable": {"thread_id": thread}}).checkpoint
+    return [(m.type, m.text) for m in checkpoint["channel_values"]["messages"]]
+
+
 def test_escalation_reads_the_human_answer_from_stdin(tmp_path: Path):
-    spec = write_spec(tmp_path, policy={"answer_below": 0.0, "escalate_above": 0.0}, escalation={"kind": "human"})
-    result = ask_json(spec, "What is my neighbour's cat called?", stdin="Miso\n")
-    assert result["decision"] == "escalated" and result["answer"] == "Miso"
-    unanswered = ask_json(spec, "What is my neighbour's cat called?", stdin="")
-    assert unanswered["decision"] == "escalated" and unanswered["answer"] is None
+    memory = tmp_path / "memory.sqlite"
+    spec = write_spec(
+        tmp_path, policy={"answer_below": 0.0, "escalate_above": 0.0}, escalation={"kind": "human"}, memory=str(memory)
+    )
+    unanswered = ask_json(spec, "What is my neighbour's dog called?", "--thread", "e", stdin="")
+    assert unanswered["decision"] == "escalated" and unanswered["answer"] is None  # paused on its thread
+    answered = ask_json(spec, "What is my neighbour's cat called?", "--thread", "e", stdin="Miso\n")
+    assert answered["decision"] == "escalated" and answered["answer"] == "Miso"
+    assert thread_messages(memory, "e") == [
+        ("human", "What is my neighbour's dog called?"),
+        ("ai", "No one answered this question."),  # closed when the next question came
+        ("human", "What is my neighbour's cat called?"),
+        ("ai", "Miso"),
+    ]
 
 
 def test_a_thread_survives_a_restart_without_losing_a_turn(tmp_path: Path):
@@ -76,9 +91,7 @@ def test_a_thread_survives_a_restart_without_losing_a_turn(tmp_path: Path):
     first = ask_json(spec, "My name is Ada.", "--thread", "t1")
     second = ask_json(spec, "What is my name?", "--thread", "t1")
     assert first["thread_id"] == second["thread_id"] == "t1"
-    with SqliteSaver.from_conn_string(str(memory)) as saver:
-        messages = saver.get_tuple({"configurable": {"thread_id": "t1"}}).checkpoint["channel_values"]["messages"]
-    assert [(m.type, m.text) for m in messages] == [
+    assert thread_messages(memory, "t1") == [
         ("human", "My name is Ada."),
         ("ai", first["answer"]),
         ("human", "What is my name?"),

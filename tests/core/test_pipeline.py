@@ -40,10 +40,13 @@ def test_gain_zero_reproduces_the_bare_model_text(llama, shipped):
         assert result.uncertainty.gain == 0.0 and result.uncertainty.score is not None
 
 
-def test_a_large_gain_makes_it_refuse(llama, shipped):
+def test_the_doubter_refuses_what_it_doubts_and_a_large_gain_refuses_everything(llama, shipped):
     bare, _ = llama.complete(llama.chat_ids(UNSURE), PARAMS)
     assert not is_refusal(bare)
-    assert is_refusal(Pipeline(llama, shipped, gain=3.0).run(UNSURE, PARAMS).text)
+    assert is_refusal(Pipeline(llama, shipped).run(UNSURE, PARAMS).text)
+    assert "Paris" in Pipeline(llama, shipped).run(SURE, PARAMS).text
+    # Above ~2 the injection runs away into repetition (DESIGN, lessons from the seed); 1.5 is large enough.
+    assert is_refusal(Pipeline(llama, shipped, gain=1.5).run(SURE, PARAMS).text)
 
 
 def test_u_ranks_a_known_fact_below_an_obscure_one(llama, shipped):
