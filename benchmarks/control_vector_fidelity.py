@@ -21,7 +21,7 @@ import numpy as np
 
 from metaspider.core.llama_backbone import LlamaCppBackbone
 from metaspider.deploy.control_vector import CALIBRATION_PROMPTS, mean_cognitive_token, prompt_independent_offsets
-from metaspider.deploy.runtime import SidecarRuntime
+from metaspider.core.wrapper_runtime import NumpyRuntime
 from metaspider.loom.datasets import load_items, split_items, to_messages
 
 MODEL = "smollm2-135m"
@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     backbone = LlamaCppBackbone(MODEL, n_threads=args.threads)
-    runtime = SidecarRuntime(args.sidecar, backbone.fingerprint)
+    runtime = NumpyRuntime(args.sidecar, backbone.fingerprint)
     manifest = runtime.manifest
     calib = [to_messages(item) for item in split_items(load_items("countries"), "calib")[:CALIBRATION_PROMPTS]]
     mean = mean_cognitive_token(backbone, runtime, calib)

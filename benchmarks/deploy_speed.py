@@ -29,8 +29,8 @@ from metaspider.core.backbone import GenerationEnd, SamplingParams, TokenOut
 from metaspider.core.llama_backbone import LlamaCppBackbone
 from metaspider.core.pipeline import SHIPPED_WRAPPERS, Pipeline, wrapper_folder
 from metaspider.core.wrapper_file import load_manifest, load_weights_numpy
-from metaspider.deploy.runtime import SidecarRuntime
-from metaspider.deploy.sidecar import write_sidecar
+from metaspider.core.wrapper_runtime import NumpyRuntime
+from metaspider.core.wrapper_gguf import write_sidecar
 
 MODEL = "smollm2-135m"
 MAX_TOKENS = 64
@@ -77,7 +77,7 @@ def main() -> None:
         for mode, path in _sidecars(folder, Path(tmp)).items():
             # One context per system, like plain's: a shared one would lose its prompt cache to the `all` modes.
             backbone = LlamaCppBackbone(MODEL, n_ctx=N_CTX, n_threads=args.threads, n_batch=N_BATCH)
-            pipelines[mode] = Pipeline(backbone, SidecarRuntime(path, backbone.fingerprint))
+            pipelines[mode] = Pipeline(backbone, NumpyRuntime(path, backbone.fingerprint))
         shipped_size = (Path(tmp) / f"{_mode_of(folder)}.gguf").stat().st_size
     plain = _plain_llama(backbone.path, args.threads)
     _run_plain(plain, PROMPTS[0])  # warm-up, not counted

@@ -153,19 +153,7 @@ def load_wrapper(backbone: Backbone, spec: str | Path | None, backend: str) -> W
     if spec is None:
         return None
     folder = wrapper_folder(spec, backbone.name)
-    if folder.suffix == ".gguf":
-        return _sidecar_runtime(folder, backbone, backend)
+    if folder.suffix == ".gguf" and backend == "torch":
+        raise MetaspiderError(f"{folder} is a GGUF sidecar, which runs on llama_cpp; for torch, use the wrapper folder")
     runtime = TorchRuntime if backend == "torch" else NumpyRuntime
     return runtime(folder, backbone.fingerprint)
-
-
-def _sidecar_runtime(path: Path, backbone: Backbone, backend: str) -> WrapperRuntime:
-    """A GGUF sidecar (`metaspider deploy export`): the torch-free deploy format. Imported lazily so core
-    does not depend on deploy at import time."""
-    if backend == "torch":
-        raise MetaspiderError(
-            f"{path} is a GGUF sidecar, which runs on the llama_cpp backend; for torch, use the wrapper folder"
-        )
-    from metaspider.deploy.runtime import SidecarRuntime
-
-    return SidecarRuntime(path, backbone.fingerprint)

@@ -30,15 +30,15 @@ from metaspider.core.registry import MODELS
 from metaspider.core.wrapper_config import WrapperConfig
 from metaspider.core.wrapper_file import WrapperManifest
 from metaspider.core.wrapper_numpy import NumpyWrapper
-from metaspider.deploy.runtime import SidecarRuntime
-from metaspider.deploy.sidecar import read_sidecar
+from metaspider.core.wrapper_runtime import NumpyRuntime
+from metaspider.core.wrapper_gguf import read_sidecar
 from metaspider.errors import MetaspiderError
 
 ARCHITECTURE = "controlvector"
 CALIBRATION_PROMPTS = 100
 
 
-def mean_cognitive_token(backbone: Backbone, runtime: SidecarRuntime, prompts: Sequence[list[Message]]) -> np.ndarray:
+def mean_cognitive_token(backbone: Backbone, runtime: NumpyRuntime, prompts: Sequence[list[Message]]) -> np.ndarray:
     """[d] the cognitive tokens averaged over read layers and prompts: all a pooled memory needs of them."""
     if not prompts:
         raise MetaspiderError("the control vector needs at least one calibration prompt")
@@ -87,7 +87,7 @@ def export_control_vector(
     manifest = read_sidecar(sidecar).manifest
     _check_pooled(manifest.config)
     backbone = LlamaCppBackbone(model or manifest.base_model, n_threads=n_threads)
-    runtime = SidecarRuntime(sidecar, backbone.fingerprint)
+    runtime = NumpyRuntime(sidecar, backbone.fingerprint)
     prompts = [to_messages(item) for item in split_items(load_items(dataset or _training_set(manifest)), "calib")]
     mean = mean_cognitive_token(backbone, runtime, prompts[:n_prompts])
     offsets = prompt_independent_offsets(runtime.wrapper, mean, u_mod, manifest.gain)

@@ -17,8 +17,8 @@ from metaspider.core.backbone import SamplingParams, TokenOut
 from metaspider.core.chat import Message
 from metaspider.core.pipeline import Pipeline, load_backbone
 from metaspider.core.wrapper_file import save_wrapper
-from metaspider.deploy.runtime import SidecarRuntime
-from metaspider.deploy.sidecar import read_sidecar
+from metaspider.core.wrapper_runtime import NumpyRuntime
+from metaspider.core.wrapper_gguf import read_sidecar
 from metaspider.errors import MetaspiderError
 from metaspider.loom.datasets import load_items, split_items, to_messages
 
@@ -69,7 +69,7 @@ def verify(
     if not items:
         raise MetaspiderError(f"data set {dataset!r} has no items in its test split")
     backbone = load_backbone(model, "llama_cpp", n_threads=n_threads)
-    llama = Pipeline(backbone, SidecarRuntime(sidecar, backbone.fingerprint))
+    llama = Pipeline(backbone, NumpyRuntime(sidecar, backbone.fingerprint))
     torch_pipeline = _torch_pipeline(model, sidecar, n_threads)
     rows = [_compare(item.id, to_messages(item), torch_pipeline, llama) for item in items]
     return _report(model, sidecar, dataset, llama, rows)

@@ -7,8 +7,8 @@ from typer.testing import CliRunner
 from metaspider.core.pipeline import load_wrapper
 from metaspider.deploy.cli import deploy_app
 from metaspider.deploy.control_vector import read_control_vector
-from metaspider.deploy.runtime import SidecarRuntime
-from metaspider.deploy.sidecar import read_sidecar
+from metaspider.core.wrapper_runtime import NumpyRuntime
+from metaspider.core.wrapper_gguf import read_sidecar
 from metaspider.errors import MetaspiderError
 
 
@@ -49,8 +49,8 @@ def test_pipeline_loads_a_sidecar_on_llama_cpp_only(tiny_wrapper, tiny_fingerpri
     CliRunner().invoke(deploy_app, ["export", str(tiny_wrapper), "--out", str(out)])
     backbone = SimpleNamespace(name="smollm2-135m", fingerprint=tiny_fingerprint)
     runtime = load_wrapper(backbone, out, "llama_cpp")
-    assert isinstance(runtime, SidecarRuntime) and runtime.manifest.answer_below == 0.42
-    with pytest.raises(MetaspiderError, match="runs on the llama_cpp backend"):
+    assert isinstance(runtime, NumpyRuntime) and runtime.manifest.answer_below == 0.42
+    with pytest.raises(MetaspiderError, match="runs on llama_cpp"):
         load_wrapper(backbone, out, "torch")
     with pytest.raises(MetaspiderError, match="sha256:other"):
         load_wrapper(SimpleNamespace(name="smollm2-135m", fingerprint="sha256:other"), out, "llama_cpp")

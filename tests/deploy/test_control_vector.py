@@ -13,8 +13,8 @@ from metaspider.deploy.control_vector import (
     read_control_vector,
     write_control_vector,
 )
-from metaspider.deploy.runtime import SidecarRuntime
-from metaspider.deploy.sidecar import export_sidecar, read_sidecar
+from metaspider.core.wrapper_runtime import NumpyRuntime
+from metaspider.core.wrapper_gguf import export_sidecar, read_sidecar
 from metaspider.errors import MetaspiderError
 from metaspider.loom.datasets import load_items, split_items, to_messages
 
@@ -61,7 +61,7 @@ def test_exported_vector_is_the_mean_pooled_offset_over_calibration_prompts(llam
     """V and Up are affine, so the vector at the mean cognitive token is the mean of the per-prompt offsets."""
     sidecar = export_sidecar(model_wrapper("pooled", "generated", up_std=0.05), tmp_path / "p.gguf", "f32")
     path = export_control_vector(sidecar, tmp_path / "cv.gguf", u_mod=1.0, n_prompts=3, n_threads=1)
-    runtime = SidecarRuntime(sidecar, llama.fingerprint)
+    runtime = NumpyRuntime(sidecar, llama.fingerprint)
     per_prompt = []
     for item in split_items(load_items("countries"), "calib")[:3]:
         ids = llama.chat_ids(to_messages(item))
@@ -77,7 +77,7 @@ def test_control_vector_file_on_stock_llama_cpp_reproduces_the_pooled_injection(
     """The sidecar's pooled offsets for one prompt, written as a control vector, read back with GGUFReader and
     applied with llama_set_adapter_cvec on a plain `llama_cpp.Llama`, give the logits the sidecar runtime gives."""
     sidecar = export_sidecar(model_wrapper("pooled", "all", up_std=1.0), tmp_path / "p.gguf")
-    runtime = SidecarRuntime(sidecar, llama.fingerprint)
+    runtime = NumpyRuntime(sidecar, llama.fingerprint)
     ids = llama.chat_ids(QUESTION)
     reading = runtime.read(llama.capture(ids, runtime.config.read_layers)[:, 0, :])
     injection = runtime.injection(reading, u_mod=0.9, gain=1.0, decision_point=len(ids) - 1)

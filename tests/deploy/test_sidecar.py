@@ -4,9 +4,8 @@ import pytest
 
 from metaspider.core.wrapper_file import load_manifest, load_weights_numpy
 from metaspider.core.wrapper_runtime import NumpyRuntime
-from metaspider.deploy import sidecar as sidecar_module
-from metaspider.deploy.runtime import SidecarRuntime
-from metaspider.deploy.sidecar import export_sidecar, read_sidecar
+from metaspider.core import wrapper_gguf as sidecar_module
+from metaspider.core.wrapper_gguf import export_sidecar, read_sidecar
 from metaspider.errors import MetaspiderError
 
 
@@ -48,7 +47,7 @@ def test_q8_0_is_smaller_and_close(tiny_wrapper, tmp_path):
 def test_sidecar_runtime_matches_the_folder_runtime(tiny_wrapper, tiny_fingerprint, tmp_path):
     path = export_sidecar(tiny_wrapper, tmp_path / "w.gguf", "q8_0")
     folder_runtime = NumpyRuntime(tiny_wrapper, tiny_fingerprint)
-    sidecar_runtime = SidecarRuntime(path, tiny_fingerprint)
+    sidecar_runtime = NumpyRuntime(path, tiny_fingerprint)
     rng = np.random.default_rng(0)
     for _ in range(5):
         acts = rng.normal(size=(2, 64)).astype(np.float32) * 3
@@ -64,7 +63,7 @@ def test_sidecar_runtime_matches_the_folder_runtime(tiny_wrapper, tiny_fingerpri
 def test_another_base_model_is_refused_naming_both_fingerprints(tiny_wrapper, tiny_fingerprint, tmp_path):
     path = export_sidecar(tiny_wrapper, tmp_path / "w.gguf")
     with pytest.raises(MetaspiderError) as error:
-        SidecarRuntime(path, "sha256:9999ffff")
+        NumpyRuntime(path, "sha256:9999ffff")
     assert tiny_fingerprint in str(error.value) and "sha256:9999ffff" in str(error.value)
     assert str(path) in str(error.value)
 
