@@ -96,6 +96,15 @@ def render(unit: SuiteRun, integration: SuiteRun, bigger: str, rerun: SuiteRun |
     ]
     for name, reason in {**unit.skipped, **integration.skipped}.items():
         lines.append(f"- `{name}`: {reason}")
+    lines += [
+        "",
+        "## Run on a bigger model inside the suite",
+        "",
+        "On the default model, `test_json_mode` and `test_agent_loop` (both parameters) run their test body on",
+        "`qwen2.5-coder-0.5b` with the same integration code (the `model` fixture in",
+        "`tests/integration_tests/test_standard.py`): the 135M model's own answers fail them (JSON with the",
+        "wrong keys; answering in text where `tool_choice=\"auto\"` should call the tool).",
+    ]
     lines += ["", "## Failed on the default model", ""]
     if not integration.failed and not unit.failed:
         lines.append("None.")

@@ -152,8 +152,18 @@ def load_backbone(model: str, backend: str, n_ctx: int = 2048, n_threads: int | 
 def load_wrapper(backbone: Backbone, spec: str | Path | None, backend: str) -> WrapperRuntime | None:
     if spec is None:
         return None
-    folder = wrapper_folder(spec, backbone.name)
+    folder = wrapper_folder(spec, _registry_name(backbone))
     if folder.suffix == ".gguf" and backend == "torch":
         raise MetaspiderError(f"{folder} is a GGUF sidecar, which runs on llama_cpp; for torch, use the wrapper folder")
     runtime = TorchRuntime if backend == "torch" else NumpyRuntime
     return runtime(folder, backbone.fingerprint)
+
+
+def _registry_name(backbone: Backbone) -> str:
+    """A registry model loaded by its file path is still that model: its fingerprint says so."""
+    from metaspider.core.registry import MODELS
+
+    for entry in MODELS.values():
+        if backbone.fingerprint == f"sha256:{entry.source.sha256[:16]}":
+            return entry.name
+    return backbone.name

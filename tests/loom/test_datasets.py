@@ -47,9 +47,18 @@ def test_splits_are_disjoint_cover_everything_and_ignore_order(countries):
 
 
 def test_splits_are_stratified_by_subject(countries):
+    """Countries are split by country, so the per-kind shares are close to 20 %, not exact."""
     test = Counter(item.subject for item in split_items(countries, "test"))
     for subject, total in Counter(item.subject for item in countries).items():
-        assert abs(test[subject] - 0.2 * total) <= 1
+        assert abs(test[subject] - 0.2 * total) <= 3
+
+
+def test_all_questions_about_one_country_share_a_split(countries):
+    where: dict[str, set[str]] = {}
+    for split in PARTS:
+        for item in split_items(countries, split):
+            where.setdefault(item.group, set()).add(split)
+    assert all(len(splits) == 1 for splits in where.values())
 
 
 def test_unknown_split_and_data_set_are_refused(countries):
