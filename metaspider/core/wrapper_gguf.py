@@ -72,6 +72,12 @@ def write_sidecar(
             writer.add_tensor(tensor_name, quants.quantize(array, Q8_0), raw_dtype=Q8_0)
         else:
             writer.add_tensor(tensor_name, array)
+    return finish_gguf(writer, tmp, path)
+
+
+def finish_gguf(writer: gguf.GGUFWriter, tmp: Path, path: Path) -> Path:
+    """Write everything added to `writer` (open on `tmp`) and move it into place only when complete,
+    so an interrupted export never leaves a half file at `path`."""
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

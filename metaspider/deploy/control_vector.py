@@ -17,7 +17,6 @@ reported. `benchmarks/control_vector_fidelity.py` measures what is lost. `llama-
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from metaspider.core.wrapper_config import WrapperConfig
 from metaspider.core.wrapper_file import WrapperManifest
 from metaspider.core.wrapper_numpy import NumpyWrapper
 from metaspider.core.wrapper_runtime import NumpyRuntime
-from metaspider.core.wrapper_gguf import read_sidecar
+from metaspider.core.wrapper_gguf import finish_gguf, read_sidecar
 from metaspider.errors import MetaspiderError
 
 ARCHITECTURE = "controlvector"
@@ -122,12 +121,7 @@ def write_control_vector(path: str | Path, offsets: dict[int, np.ndarray], hint:
     writer.add_uint32("controlvector.layer_count", len(offsets))
     for layer in sorted(offsets):
         writer.add_tensor(f"direction.{layer}", np.ascontiguousarray(offsets[layer], dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    os.replace(tmp, path)
-    return path
+    return finish_gguf(writer, tmp, path)
 
 
 def read_control_vector(path: str | Path) -> dict[int, np.ndarray]:
