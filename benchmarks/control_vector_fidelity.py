@@ -8,6 +8,10 @@ its u). `bias_only` is the alternative we rejected: each cognitive token replace
 (no data needed at export). Runs on llama.cpp, no torch.
 
     PYTHONPATH=. python benchmarks/control_vector_fidelity.py --sidecar FILE.gguf [--limit 50]
+    PYTHONPATH=. python benchmarks/control_vector_fidelity.py --pooled-copy-of WRAPPER_FOLDER
+
+`--pooled-copy-of` runs a `tokens` wrapper's trained weights with the pooled math (the weights do not
+depend on the mode): the stand-in while no trained `pooled` wrapper exists.
 """
 
 from __future__ import annotations
@@ -15,12 +19,16 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from metaspider.core.llama_backbone import LlamaCppBackbone
 from metaspider.deploy.control_vector import CALIBRATION_PROMPTS, mean_cognitive_token, prompt_independent_offsets
+from metaspider.core.wrapper_file import load_manifest, load_weights_numpy
+from metaspider.core.wrapper_gguf import write_sidecar
 from metaspider.core.wrapper_runtime import NumpyRuntime
 from metaspider.loom.datasets import load_items, split_items, to_messages
 
@@ -30,12 +38,16 @@ RESULTS = Path(__file__).parent / "results"
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sidecar", required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--sidecar")
+    source.add_argument("--pooled-copy-of", type=Path)
     parser.add_argument("--limit", type=int, default=50)
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args()
     backbone = LlamaCppBackbone(MODEL, n_threads=args.threads)
-    runtime = NumpyRuntime(args.sidecar, backbone.fingerprint)
+    with tempfile.TemporaryDirectory() as tmp:
+        sidecar = args.sidecar or _pooled_sidecar(args.pooled_copy_of, Path(tmp) / "pooled.gguf")
+        runtime = NumpyRuntime(sidecar, backbone.fingerprint)
     manifest = runtime.manifest
     calib = [to_messages(item) for item in split_items(load_items("countries"), "calib")[:CALIBRATION_PROMPTS]]
     mean = mean_cognitive_token(backbone, runtime, calib)
@@ -53,7 +65,7 @@ def main() -> None:
             offsets = runtime.wrapper.pooled_offsets(memory, manifest.gain)
             rows[key].append({layer: _compare(offsets[layer], fixed[layer]) for layer in offsets})
     report = {
-        "sidecar": args.sidecar,
+        "sidecar": args.sidecar or f"{args.pooled_copy_of.name}'s weights with injection set to pooled",
         "n": len(rows["full_doubt"]),
         "control_vector_u": 1.0,
         "calibration_prompts": len(calib),
@@ -62,6 +74,12 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "control_vector_fidelity.json").write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
+
+
+def _pooled_sidecar(folder: Path, out: Path) -> Path:
+    manifest = load_manifest(folder)
+    pooled = replace(manifest, config=replace(manifest.config, injection="pooled"))
+    return write_sidecar(out, pooled, load_weights_numpy(folder), folder.name)
 
 
 def _compare(per_prompt: np.ndarray, fixed: np.ndarray) -> tuple[float, float]:

@@ -37,6 +37,34 @@ class Injection:
     control: dict[int, np.ndarray] | None = None
     inject_from: int = 0
 
+    @property
+    def written_layers(self) -> tuple[int, ...]:
+        return self.layers if self.injector is not None else tuple(sorted(self.control or ()))
+
+    def offsets(self, layer: int, hidden, positions: np.ndarray):
+        """What to add to `layer`'s output at `positions`: the injector's offsets, or the control vector."""
+        if self.injector is not None:
+            return self.injector(layer, hidden, positions)
+        assert self.control is not None
+        return self.control[layer]
+
+
+@dataclass(frozen=True)
+class Priming:
+    """Pass 2's first injected step, folded into pass 1.
+
+    With `generated` positions pass 2 injects from the decision point on, so the decision token would be
+    evaluated twice: plain to read, then injected to predict the first answer token. When no injected
+    layer lies below the last read layer, a backbone can build the injection inside pass 1, as soon as
+    the read layers are done, and add it to the decision token in the same evaluation: pass 2 then starts
+    from pass 1's logits, and the first token comes one decode step sooner. The numbers are the same
+    either way (the layers below the injection are not touched)."""
+
+    layers: tuple[int, ...]
+    """Every layer the built injection may write to."""
+    build: Callable[[np.ndarray], Injection | None]
+    """Read-layer outputs at the decision point [R, d] → pass 2's injection (None: nothing to inject)."""
+
 
 class Constraint(Protocol):
     """Restricts which tokens may come next (e.g. a grammar), so constrained output always parses."""
@@ -108,11 +136,16 @@ class Backbone(ABC):
     def is_end_of_generation(self, token_id: int) -> bool: ...
 
     @abstractmethod
-    def capture(self, ids: Sequence[int], layers: Sequence[int], positions: Sequence[int] = (-1,)) -> np.ndarray:
+    def capture(
+        self, ids: Sequence[int], layers: Sequence[int], positions: Sequence[int] = (-1,), priming: Priming | None = None
+    ) -> np.ndarray:
         """Layer outputs (DESIGN "layer L output") at `positions` of `ids`, float32 [layers, positions, d].
 
         Leaves the model's cache holding `ids` without injection, so a following `generate` on the same
-        ids only has to evaluate from `inject_from` on."""
+        ids only has to evaluate from `inject_from` on. With `priming` (and positions (-1,)), a backbone
+        that can also applies the built injection to the last token: a following `generate` given that
+        very `Injection` object on the same ids then evaluates nothing before its first token. A backbone
+        may ignore `priming` (Torch does)."""
 
     @abstractmethod
     def _evaluate(self, ids: Sequence[int], injection: Injection | None) -> np.ndarray:
@@ -163,7 +196,7 @@ class Backbone(ABC):
         while n < params.max_tokens:
             if params.constraint is not None:
                 logits = params.constraint.mask(logits)
-            token, logprobs = _sample(logits, params.temperature, rng)
+            token, logprobs, entropy = _sample(logits, params.temperature, rng)
             n += 1
             if self.is_end_of_generation(token) and not params.ignore_eos:
                 finish = "stop"
@@ -171,7 +204,7 @@ class Backbone(ABC):
             if params.constraint is not None:
                 params.constraint.accept(token)
             visible, stopped = text.push(token)
-            yield TokenOut(token, visible, float(logprobs[token]), _top(logprobs, params.top_logprobs), _entropy(logprobs))
+            yield TokenOut(token, visible, float(logprobs[token]), _top(logprobs, params.top_logprobs), entropy)
             if stopped:
                 finish = "stop"
                 break
@@ -205,21 +238,28 @@ def common_prefix(cached: Sequence[int], ids: Sequence[int], limit: int) -> int:
     return n
 
 
-def _sample(logits: np.ndarray, temperature: float, rng: np.random.Generator) -> tuple[int, np.ndarray]:
-    logprobs = _log_softmax(logits.astype(np.float64))
+def _sample(logits: np.ndarray, temperature: float, rng: np.random.Generator) -> tuple[int, np.ndarray, float]:
+    """The next token, the log-probabilities of the untempered distribution and its entropy (nats)."""
+    logprobs, entropy = _distribution(logits)
     if temperature <= 0:
-        return int(np.argmax(logits)), logprobs
-    scaled = _log_softmax(logits.astype(np.float64) / temperature)
-    return int(rng.choice(len(scaled), p=np.exp(scaled))), logprobs
+        return int(np.argmax(logits)), logprobs, entropy
+    scaled = _log_softmax(logits.astype(np.float64) / temperature)  # float64: choice() checks p sums to 1
+    return int(rng.choice(len(scaled), p=np.exp(scaled))), logprobs, entropy
+
+
+def _distribution(logits: np.ndarray) -> tuple[np.ndarray, float]:
+    """Log-softmax and entropy in float32 with one exp: this runs once per generated token, and the
+    float64 version took about 6 % of a decode step on the default model (1.2 ms against 0.15 ms)."""
+    shifted = logits.astype(np.float32, copy=False) - logits.max()
+    exp = np.exp(shifted)
+    total = float(exp.sum(dtype=np.float64))
+    logprobs = shifted - np.float32(math.log(total))
+    return logprobs, float(-np.dot(exp, logprobs) / total)
 
 
 def _log_softmax(x: np.ndarray) -> np.ndarray:
     shifted = x - x.max()
     return shifted - math.log(np.exp(shifted).sum())
-
-
-def _entropy(logprobs: np.ndarray) -> float:
-    return float(-(np.exp(logprobs) * logprobs).sum())
 
 
 def _top(logprobs: np.ndarray, k: int) -> list[tuple[int, float]]:

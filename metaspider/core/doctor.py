@@ -14,6 +14,7 @@ import numpy as np
 
 from metaspider.core.backbone import Backbone, Injection
 
+NEAR_TIE = 0.1
 PROMPTS = (
     "What is the capital of France?",
     "Write a haiku about autumn.",
@@ -38,6 +39,9 @@ class DoctorReport:
     activation_layers: list[int]
     activation_cosine_min: float
     next_token_agreement: float
+    next_token_agreement_clear: float | None
+    """The same, over the prompts whose two best next tokens are at least `NEAR_TIE` logits apart on both
+    backbones: Q4 kernels and float32 differ by about that much, so a near-tie may flip either way."""
     injection_layer: int
     injection_cosine_min: float
     load_seconds: dict[str, float]
@@ -60,7 +64,9 @@ def run_doctor(model: str) -> DoctorReport:
     acts_llama, llama_fwd = _timed(lambda: [llama.capture(ids, layers) for ids in ids_llama])
     acts_torch, torch_fwd = _timed(lambda: [torch_.capture(ids, layers) for ids in ids_llama])
     cosines = [_cosine_rows(a[:, 0], b[:, 0]).min() for a, b in zip(acts_llama, acts_torch)]
-    agree = [int(np.argmax(llama.next_logits(ids)) == np.argmax(torch_.next_logits(ids))) for ids in ids_llama]
+    logits = [(llama.next_logits(ids), torch_.next_logits(ids)) for ids in ids_llama]
+    agree = np.array([np.argmax(a) == np.argmax(b) for a, b in logits])
+    clear = np.array([_margin(a) >= NEAR_TIE and _margin(b) >= NEAR_TIE for a, b in logits])
     inject_layer = layers[1]
     injection_min = min(_injection_cosine(llama, torch_, ids, inject_layer, acts_llama[i][1, 0]) for i, ids in enumerate(ids_llama))
     return DoctorReport(
@@ -72,11 +78,17 @@ def run_doctor(model: str) -> DoctorReport:
         activation_layers=layers,
         activation_cosine_min=float(min(cosines)),
         next_token_agreement=float(np.mean(agree)),
+        next_token_agreement_clear=float(np.mean(agree[clear])) if clear.any() else None,
         injection_layer=inject_layer,
         injection_cosine_min=float(injection_min),
         load_seconds={"llama_cpp": llama_load, "torch": torch_load},
         forward_seconds={"llama_cpp": llama_fwd / len(PROMPTS), "torch": torch_fwd / len(PROMPTS)},
     )
+
+
+def _margin(logits: np.ndarray) -> float:
+    top2 = np.partition(logits, -2)[-2:]
+    return float(top2[1] - top2[0])
 
 
 def spread_layers(n_layers: int) -> list[int]:

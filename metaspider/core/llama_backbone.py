@@ -10,7 +10,11 @@ llama.cpp asks the callback about every graph node (about 900 per token on the d
 costs a Python call each time even when nothing is wanted. So the backbone keeps two contexts on the
 one model: a *reader* with the callback, used only while something is read or written, and a *plain*
 one for everything else. Pass 1's cache moves from the reader to the plain context with llama.cpp's
-sequence-state copy (a memcpy of the prompt's KV), so switching costs no second prefill."""
+sequence-state copy (a memcpy of the prompt's KV), so switching costs no second prefill.
+
+With a `Priming`, pass 1 also builds pass 2's injection inside the callback, once the last read layer
+of the decision token is out, and writes it into the decision token's higher layers in the same
+evaluation: pass 2's first token then needs no decode step of its own."""
 
 from __future__ import annotations
 
@@ -18,12 +22,13 @@ import ctypes
 import os
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import llama_cpp
 import numpy as np
 from llama_cpp._internals import LlamaBatch, LlamaContext, LlamaModel
 
-from metaspider.core.backbone import Backbone, Injection, common_prefix
+from metaspider.core.backbone import Backbone, Injection, Priming, common_prefix
 from metaspider.core.ggml_tensors import TensorNames, read_rows, write_rows
 from metaspider.core.model_files import chat_template, fingerprint
 from metaspider.core.registry import resolve
@@ -57,6 +62,8 @@ class LlamaCppBackbone(Backbone):
         self._positions = np.zeros(0, dtype=np.int64)
         self._cursor: dict[int, int] = {}
         self._error: BaseException | None = None
+        self._priming: _PendingPriming | None = None
+        self._primed: _Primed | None = None
         self._callback = llama_cpp.ggml_backend_sched_eval_callback(self._on_eval)
         self._plain = _Context(self._context(n_ctx, n_threads, n_batch, callback=False))
         self._reader = _Context(self._context(n_ctx, n_threads, n_batch, callback=True))
@@ -89,20 +96,40 @@ class LlamaCppBackbone(Backbone):
     def is_end_of_generation(self, token_id: int) -> bool:
         return bool(llama_cpp.llama_vocab_is_eog(self._model.vocab, token_id))
 
-    def capture(self, ids: Sequence[int], layers: Sequence[int], positions: Sequence[int] = (-1,)) -> np.ndarray:
+    def capture(
+        self, ids: Sequence[int], layers: Sequence[int], positions: Sequence[int] = (-1,), priming: Priming | None = None
+    ) -> np.ndarray:
         wanted = [p % len(ids) for p in positions]
         self._check_layers(layers)
         self._reads = {layer: [] for layer in layers}
+        watch = frozenset(layers)
+        decision = len(ids) - 1
+        if priming is not None and wanted == [decision] and max(layers) <= min(priming.layers):
+            self._check_layers(priming.layers)
+            self._priming = _PendingPriming(priming, tuple(layers), decision)
+            watch |= frozenset(priming.layers)
         try:
-            self._decode_from(ids, min(wanted), watch=frozenset(layers))
+            logits = self._decode_from(ids, min(wanted), watch=watch)
             seen = self._positions_evaluated
             rows = {layer: np.concatenate(chunks) for layer, chunks in self._reads.items()}
+            primed = self._injection if self._priming is not None else None
         finally:
-            self._reads = {}
+            self._reads, self._priming, self._injection = {}, None, None
+        if primed is not None:
+            # The decision token's cache rows now carry the injection: only the generate that was primed
+            # may use them, so the books say they are not cached.
+            self._reader.cached.pop()
+            self._primed = _Primed(list(ids), primed, logits)
         index = [int(np.flatnonzero(seen == p)[0]) for p in wanted]
         return np.stack([rows[layer][index] for layer in layers])
 
     def _evaluate(self, ids: Sequence[int], injection: Injection | None) -> np.ndarray:
+        primed, self._primed = self._primed, None
+        if injection is not None and primed is not None and primed.injection is injection and primed.ids == list(ids):
+            self._begin(injection)
+            self._reader.cached.append(primed.ids[-1])
+            self._active = self._reader
+            return primed.logits
         start = injection.inject_from if injection else len(ids)
         if injection is not None:
             self._begin(injection)
@@ -113,15 +140,18 @@ class LlamaCppBackbone(Backbone):
         return self._decode_from([*cached, token_id], len(cached), watch=self._injected_layers())
 
     def reset(self) -> None:
+        self._primed = None
         for context in (self._plain, self._reader):
             context.clear()
 
     def _finish(self, injection: Injection | None) -> None:
         if injection is None:
             return
-        self._active.truncate(injection.inject_from)
-        if injection.control:
-            llama_cpp.llama_set_adapter_cvec(self._active.ctx.ctx, None, 0, self.d_model, 1, self.n_layers - 1)
+        for context in (self._plain, self._reader):  # a primed request leaves injected rows in both
+            if len(context.cached) > injection.inject_from:
+                context.truncate(injection.inject_from)
+            if injection.control:
+                llama_cpp.llama_set_adapter_cvec(context.ctx.ctx, None, 0, self.d_model, 1, self.n_layers - 1)
         self._injection = None
 
     def _begin(self, injection: Injection) -> None:
@@ -157,6 +187,7 @@ class LlamaCppBackbone(Backbone):
 
     def _decode_from(self, ids: Sequence[int], keep: int, watch: frozenset[int]) -> np.ndarray:
         """Evaluate `ids` reusing at most `keep` cached positions; return the last token's logits."""
+        self._primed = None
         context = self._reader if watch else self._plain
         if len(ids) > context.ctx.n_ctx():
             raise MetaspiderError(f"{len(ids)} tokens do not fit the context of {context.ctx.n_ctx()} (raise n_ctx)")
@@ -214,12 +245,15 @@ class LlamaCppBackbone(Backbone):
         positions = self._positions[first : first + len(hidden)]
         if layer in self._reads:
             self._reads[layer].append(hidden.copy())
+        pending = self._priming
+        if pending is not None and layer == pending.last_read and positions[-1] == pending.decision:
+            self._injection = pending.build(self._reads)
         injection = self._injection
-        if injection is None or injection.injector is None or layer not in injection.layers:
+        if injection is None or layer not in injection.written_layers:
             return
         mask = positions >= injection.inject_from
         if mask.any():
-            hidden[mask] += injection.injector(layer, hidden[mask], positions[mask])
+            hidden[mask] += injection.offsets(layer, hidden[mask], positions[mask])
             write_rows(tensor, hidden)
 
     def _check_layers(self, layers: Sequence[int]) -> None:
@@ -234,6 +268,37 @@ class LlamaCppBackbone(Backbone):
         if token < 0:
             return ""
         return llama_cpp.llama_vocab_get_text(self._model.vocab, token).decode("utf-8", errors="replace")
+
+
+@dataclass(frozen=True)
+class _PendingPriming:
+    priming: Priming
+    read_layers: tuple[int, ...]
+    decision: int
+
+    @property
+    def last_read(self) -> int:
+        return max(self.read_layers)
+
+    def build(self, reads: dict[int, list[np.ndarray]]) -> Injection | None:
+        """The injection, if it writes only the decision token and only layers still to come."""
+        acts = np.stack([reads[layer][-1][-1] for layer in self.read_layers])
+        injection = self.priming.build(acts)
+        if injection is None or injection.inject_from != self.decision:
+            return None
+        written = injection.written_layers
+        if not written or min(written) < self.last_read or not set(written) <= set(self.priming.layers):
+            return None
+        return injection
+
+
+@dataclass(frozen=True)
+class _Primed:
+    """A pass 1 that already applied `injection` to its last token, and the logits that came out."""
+
+    ids: list[int]
+    injection: Injection
+    logits: np.ndarray
 
 
 class _Context:

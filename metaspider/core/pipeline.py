@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass, field
 from importlib import resources
 from pathlib import Path
 
-from metaspider.core.backbone import Backbone, GenerationEnd, SamplingParams, TokenOut
+from metaspider.core.backbone import Backbone, GenerationEnd, Injection, Priming, SamplingParams, TokenOut
 from metaspider.core.chat import Message
 from metaspider.core.modifiers import Modifier
 from metaspider.core.wrapper_runtime import NumpyRuntime, Reading, TorchRuntime, WrapperRuntime
@@ -42,6 +42,10 @@ class Assessment:
     ids: list[int]
     reading: Reading | None
     uncertainty: Uncertainty
+    injection: Injection | None = None
+    """Pass 2's injection as built during pass 1 (the backbone may have applied its first step already),
+    for the modifier and gain in `knobs`."""
+    knobs: tuple[Modifier | None, float] | None = None
 
 
 @dataclass
@@ -72,19 +76,40 @@ class Pipeline:
         ids = self.backbone.chat_ids(messages, tools)
         if self.wrapper is None:
             return Assessment(ids, None, self._uncertainty(None))
-        acts = self.backbone.capture(ids, self.wrapper.config.read_layers, positions=(-1,))
-        reading = self.wrapper.read(acts[:, 0, :])
-        return Assessment(ids, reading, self._uncertainty(reading.u))
+        wrapper = self.wrapper
+        built: dict[str, Reading | Injection | None] = {}
+
+        def build(acts) -> Injection | None:
+            built["reading"] = reading = wrapper.read(acts)
+            built["injection"] = injection = self._injection(reading, len(ids) - 1)
+            return injection
+
+        priming = Priming(wrapper.config.inject_layers, build)
+        acts = self.backbone.capture(ids, wrapper.config.read_layers, positions=(-1,), priming=priming)
+        if "reading" not in built:
+            return self._assessment(ids, wrapper.read(acts[:, 0, :]))
+        return self._assessment(ids, built["reading"], built["injection"])
 
     def stream(self, assessment: Assessment, params: SamplingParams) -> Iterator[TokenOut | GenerationEnd]:
         """Pass 2. With no wrapper, the watchdog, or gain 0, nothing is injected: the bare model's text."""
-        injection = None
-        reading = assessment.reading
-        if self.wrapper is not None and reading is not None and self.modifier is not None and self.gain != 0:
-            u_mod = self.modifier.apply(reading.u)
-            if u_mod is not None:
-                injection = self.wrapper.injection(reading, float(u_mod), self.gain, len(assessment.ids) - 1)
+        injection = assessment.injection
+        if injection is None or assessment.knobs != self._knobs():
+            injection = self._injection(assessment.reading, len(assessment.ids) - 1)
         yield from self.backbone.generate(assessment.ids, params, injection)
+
+    def _assessment(self, ids: list[int], reading: Reading, injection: Injection | None = None) -> Assessment:
+        return Assessment(ids, reading, self._uncertainty(reading.u), injection, self._knobs())
+
+    def _knobs(self) -> tuple[Modifier | None, float]:
+        return self.modifier, self.gain
+
+    def _injection(self, reading: Reading | None, decision_point: int) -> Injection | None:
+        if self.wrapper is None or reading is None or self.modifier is None or self.gain == 0:
+            return None
+        u_mod = self.modifier.apply(reading.u)
+        if u_mod is None:
+            return None
+        return self.wrapper.injection(reading, float(u_mod), self.gain, decision_point)
 
     def run(self, messages: list[Message], params: SamplingParams, tools: list[dict] | None = None) -> Result:
         assessment = self.assess(messages, tools)

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from metaspider.core.backbone import Backbone, Injection, common_prefix
+from metaspider.core.backbone import Backbone, Injection, Priming, common_prefix
 from metaspider.core.model_files import chat_template, fingerprint
 from metaspider.core.registry import resolve
 from metaspider.errors import MetaspiderError
@@ -60,7 +60,11 @@ class TorchBackbone(Backbone):
     def is_end_of_generation(self, token_id: int) -> bool:
         return token_id in self._end_ids
 
-    def capture(self, ids: Sequence[int], layers: Sequence[int], positions: Sequence[int] = (-1,)) -> np.ndarray:
+    def capture(
+        self, ids: Sequence[int], layers: Sequence[int], positions: Sequence[int] = (-1,), priming: Priming | None = None
+    ) -> np.ndarray:
+        """`priming` is ignored: Torch is the training and parity backbone, not the latency one, and pass 2
+        re-evaluating the decision token gives the same numbers."""
         wanted = [p % len(ids) for p in positions]
         keep = min(wanted)
         captured: dict[int, torch.Tensor] = {}

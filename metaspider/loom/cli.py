@@ -24,7 +24,7 @@ def collect_command(
     model: Annotated[str, typer.Option("--model", help="Base model name or GGUF path.")] = "smollm2-135m",
     dataset: Annotated[str, typer.Option("--dataset", help="mmlu, countries, or a JSONL file.")] = "countries",
     split: Annotated[str, typer.Option("--split", help="train, val, calib, test or all.")] = "train",
-    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N questions of the split.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Only N questions of the split, picked by a hash of their id (every subject).")] = None,
     threads: ThreadsOption = None,
 ) -> None:
     """Run the base model over a split; keep answers, baselines and activations (resumable)."""
@@ -81,7 +81,7 @@ def eval_command(
     split: Annotated[str, typer.Option("--split", help="train, val, calib, test or all.")] = "test",
     model: Annotated[str | None, typer.Option("--model", help="Base model (default: the wrapper's).")] = None,
     wrapper: Annotated[str | None, typer.Option("--wrapper", help="A wrapper folder, or 'default' (shipped). Default: the run's.")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", help="Only the first N questions of the split.")] = None,
+    limit: Annotated[int | None, typer.Option("--limit", help="Only N questions of the split, picked by a hash of their id (every subject).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print report.json to stdout.")] = False,
     threads: ThreadsOption = None,
 ) -> None:
@@ -114,12 +114,15 @@ def eval_command(
         typer.echo(json.dumps(json_safe(report), indent=2))
     methods = report["methods"]
     doubter = methods["doubter"]
+    refusals = (
+        f"Doubter coverage {100 * doubter['coverage']:.1f} %, selective accuracy {100 * doubter['selective_accuracy_at_own_coverage']:.1f} %"
+        if doubter
+        else "no Doubter (stage A only)"
+    )
     console.print(
         f"{report['dataset']}/{report['split']}: n={report['n']}, base accuracy {100 * report['base_accuracy']:.1f} %, "
         f"AUROC msp {methods['msp']['auroc']:.3f} entropy {methods['entropy']['auroc']:.3f} wrapper {methods['wrapper']['auroc']:.3f}; "
-        f"Doubter coverage {100 * doubter['coverage']:.1f} %, selective accuracy "
-        f"{100 * doubter['selective_accuracy_at_own_coverage']:.1f} % "
-        f"({'cross-domain' if report['cross_domain'] else 'seen in training'})\nreport: {folder.path / 'report.md'}"
+        f"{refusals} ({'cross-domain' if report['cross_domain'] else 'seen in training'})\nreport: {folder.path / 'report.md'}"
     )
 
 

@@ -18,7 +18,7 @@ import numpy as np
 from metaspider.core.backbone import Backbone, SamplingParams, TokenOut, common_prefix
 from metaspider.core.chat import render_chat
 from metaspider.errors import MetaspiderError
-from metaspider.loom.datasets import Item, is_correct, load_items, split_items, to_messages
+from metaspider.loom.datasets import Item, is_correct, load_items, sample_items, split_items, to_messages
 from metaspider.loom.progress import progress_bar
 from metaspider.loom.run_folder import RunConfig, RunFolder
 from metaspider.loom.scoring import REFUSAL_SENTENCE, is_refusal
@@ -47,13 +47,11 @@ class Answer:
 
 
 def collect(run: RunFolder, backbone: Backbone, config: RunConfig, dataset: str, split: str, limit: int | None = None) -> CollectSummary:
-    """Collect the questions of `split` not yet stored in `run` (the first `limit` of them)."""
+    """Collect the questions of `split` not yet stored in `run` (a hash-picked sample of `limit` of them)."""
     if backbone.fingerprint != config.fingerprint:
         raise MetaspiderError(f"{run.path} was collected with fingerprint {config.fingerprint}, not {backbone.fingerprint}")
     run.save_config(config)
-    items = split_items(load_items(dataset), split)
-    if limit is not None:
-        items = items[:limit]
+    items = sample_items(split_items(load_items(dataset), split), limit)
     done = run.stored_ids(dataset, split)
     todo = [item for item in items if item.id not in done]
     records, acts, prefixes = [], [], []

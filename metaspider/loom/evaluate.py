@@ -28,7 +28,7 @@ from metaspider.errors import MetaspiderError
 from metaspider.loom import metrics
 from metaspider.loom.backbones import llama_backbone
 from metaspider.loom.collect import ANSWER_PARAMS, collect
-from metaspider.loom.datasets import Item, is_correct, load_items, split_items, to_messages
+from metaspider.loom.datasets import Item, is_correct, load_items, sample_items, split_items, to_messages
 from metaspider.loom.progress import progress_bar
 from metaspider.loom.report import json_safe, targets, write_report
 from metaspider.loom.run_folder import Collected, RunConfig, RunFolder, dataset_key
@@ -53,7 +53,7 @@ def evaluate(
     """Collect what is missing, score every method, write report.json / report.md / risk_coverage.png."""
     manifest = load_manifest(wrapper_dir)
     config = _run_config(run, manifest)
-    items = split_items(load_items(dataset), split)[:limit]
+    items = sample_items(split_items(load_items(dataset), split), limit)
     backbone = llama_backbone(config.model, threads)
     if not run.stored_ids(dataset, split) >= {item.id for item in items}:
         collect(run, backbone, config, dataset, split, limit)
@@ -61,7 +61,7 @@ def evaluate(
     correct = data.labels("correct")
     u = wrapper_u(wrapper_dir, manifest.base_fingerprint, data.acts)
     msp_u, entropy_u, baseline_fit = _baselines(run, dataset, split, data)
-    replies = doubter_replies(run, backbone, wrapper_dir, manifest, dataset, split, items)
+    replies = doubter_replies(run, backbone, wrapper_dir, manifest, dataset, split, items) if has_stage_b(manifest) else None
     report = build_report(correct, msp_u, entropy_u, u, replies, manifest)
     report |= {
         "model": config.model,
@@ -75,8 +75,9 @@ def evaluate(
         "msp": metrics.risk_coverage_curve(msp_u, correct),
         "entropy": metrics.risk_coverage_curve(entropy_u, correct),
         "wrapper (u)": metrics.risk_coverage_curve(u, correct),
-        "doubter (text)": metrics.risk_coverage_curve(*_doubter_ranking(replies, correct)),
     }
+    if replies is not None:
+        curves["doubter (text)"] = metrics.risk_coverage_curve(*_doubter_ranking(replies, correct))
     report["targets"] = targets(report)
     write_report(run.path, report, curves)
     if wrapper_dir.resolve() == run.wrapper_dir.resolve():
@@ -84,16 +85,21 @@ def evaluate(
     return report
 
 
+def has_stage_b(manifest: WrapperManifest) -> bool:
+    """A wrapper trained by stage A alone has untrained heads: its pass 2 would be noise, not refusals."""
+    return "stage_b" in manifest.training_data
+
+
 def _record_headline(folder: Path, manifest: WrapperManifest, report: dict[str, Any]) -> None:
     """The run's own wrapper carries its evaluation's headline figures in its manifest."""
     methods = report["methods"]
+    doubter = methods["doubter"]
     headline = {
         "n": report["n"],
         "base_accuracy": report["base_accuracy"],
         "auroc": {name: methods[name]["auroc"] for name in ("msp", "entropy", "wrapper")},
-        "doubter": {
-            key: methods["doubter"][key]
-            for key in ("coverage", "selective_accuracy_at_own_coverage", "msp_selective_accuracy_at_same_coverage")
+        "doubter": doubter and {
+            key: doubter[key] for key in ("coverage", "selective_accuracy_at_own_coverage", "msp_selective_accuracy_at_same_coverage")
         },
     }
     key = f"{dataset_key(report['dataset'])}/{report['split']}"
@@ -102,19 +108,33 @@ def _record_headline(folder: Path, manifest: WrapperManifest, report: dict[str, 
 
 
 def build_report(
-    correct: np.ndarray, msp_u: np.ndarray, entropy_u: np.ndarray, u: np.ndarray, replies: DoubterReplies, manifest: WrapperManifest
+    correct: np.ndarray, msp_u: np.ndarray, entropy_u: np.ndarray, u: np.ndarray, replies: DoubterReplies | None, manifest: WrapperManifest
 ) -> dict[str, Any]:
-    answered = ~replies.refused
-    own_coverage = float(answered.mean())
-    msp_threshold = metrics.threshold_for_coverage(msp_u, own_coverage)
-    msp_answered = msp_u < msp_threshold
-    doubter_score, doubter_correct = _doubter_ranking(replies, correct)
+    """`replies` None (a stage-A wrapper): the report has no `doubter` method, only the read-only u."""
     wrapper = _ranking(u, correct, with_auroc=True) | {
         "threshold": manifest.answer_below,
         "coverage_at_threshold": metrics.coverage(u, manifest.answer_below),
         "selective_accuracy_at_threshold": metrics.selective_accuracy(u < manifest.answer_below, correct),
     }
-    doubter = _ranking(doubter_score, doubter_correct, with_auroc=False) | {
+    return {
+        "n": int(len(correct)),
+        "base_accuracy": float(np.mean(correct)),
+        "methods": {
+            "msp": _ranking(msp_u, correct, with_auroc=True),
+            "entropy": _ranking(entropy_u, correct, with_auroc=True),
+            "wrapper": wrapper,
+            "doubter": None if replies is None else _doubter_method(correct, msp_u, u, replies, manifest),
+        },
+    }
+
+
+def _doubter_method(correct: np.ndarray, msp_u: np.ndarray, u: np.ndarray, replies: DoubterReplies, manifest: WrapperManifest) -> dict[str, Any]:
+    answered = ~replies.refused
+    own_coverage = float(answered.mean())
+    msp_threshold = metrics.threshold_for_coverage(msp_u, own_coverage)
+    msp_answered = msp_u < msp_threshold
+    doubter_score, doubter_correct = _doubter_ranking(replies, correct)
+    return _ranking(doubter_score, doubter_correct, with_auroc=False) | {
         "coverage": own_coverage,
         "selective_accuracy_at_own_coverage": metrics.selective_accuracy(answered, replies.correct),
         "msp_selective_accuracy_at_same_coverage": metrics.selective_accuracy_at_coverage(msp_u, correct, own_coverage),
@@ -127,16 +147,6 @@ def build_report(
         "answers_changed": int(np.sum(answered & (replies.correct != correct))),
         "modifier": manifest.modifier.to_dict(),
         "gain": manifest.gain,
-    }
-    return {
-        "n": int(len(correct)),
-        "base_accuracy": float(np.mean(correct)),
-        "methods": {
-            "msp": _ranking(msp_u, correct, with_auroc=True),
-            "entropy": _ranking(entropy_u, correct, with_auroc=True),
-            "wrapper": wrapper,
-            "doubter": doubter,
-        },
     }
 
 

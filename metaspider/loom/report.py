@@ -38,9 +38,11 @@ def targets(report: dict[str, Any]) -> dict[str, bool]:
     methods = report["methods"]
     doubter = methods["doubter"]
     best_baseline = max(_num(methods["msp"]["auroc"]), _num(methods["entropy"]["auroc"]))
+    found = {"wrapper_auroc_beats_best_baseline_by_0.05": _num(methods["wrapper"]["auroc"]) >= best_baseline + 0.05}
+    if doubter is None:
+        return found
     own = _num(doubter["selective_accuracy_at_own_coverage"])
-    return {
-        "wrapper_auroc_beats_best_baseline_by_0.05": _num(methods["wrapper"]["auroc"]) >= best_baseline + 0.05,
+    return found | {
         "doubter_coverage_at_least_0.4": doubter["coverage"] >= 0.4,
         "doubter_selective_accuracy_at_least_base_plus_0.2": own >= report["base_accuracy"] + 0.2,
         "doubter_selective_accuracy_at_least_msp_at_same_coverage": own >= _num(doubter["msp_selective_accuracy_at_same_coverage"]),
@@ -49,7 +51,6 @@ def targets(report: dict[str, Any]) -> dict[str, bool]:
 
 def markdown(report: dict[str, Any]) -> str:
     methods = report["methods"]
-    doubter = methods["doubter"]
     domain = "cross-domain (never seen in training)" if report.get("cross_domain") else "a held-out split of a training data set"
     lines = [
         f"# {report.get('model', '?')}: {report.get('dataset', '?')} / {report.get('split', '?')}",
@@ -64,20 +65,14 @@ def markdown(report: dict[str, Any]) -> str:
     ]
     for name in ("msp", "entropy", "wrapper", "doubter"):
         m = methods[name]
+        if m is None:
+            continue
         sel = m["selective_accuracy"]
         lines.append(
             f"| {name} | {_f(m.get('auroc'))} | {_f(m['aurc'])} | {_f(m['e_aurc'])} | {_f(m['ece'])} | {_f(m['brier'])} "
             f"| {_pct(sel['0.25'])} | {_pct(sel['0.5'])} | {_pct(sel['0.75'])} |"
         )
-    lines += [
-        "",
-        f"**Doubter (text refusals, modifier {doubter['modifier']['name']} bias {doubter['modifier']['bias']}, gain {doubter['gain']})**",
-        "",
-        f"- coverage {_pct(doubter['coverage'])}; selective accuracy {_pct(doubter['selective_accuracy_at_own_coverage'])} "
-        f"(base {_pct(report['base_accuracy'])}; MSP at the same coverage {_pct(doubter['msp_selective_accuracy_at_same_coverage'])}; "
-        f"wrapper u at the same coverage {_pct(doubter['wrapper_selective_accuracy_at_same_coverage'])})",
-        f"- refusal precision {_pct(doubter['refusal_precision'])}; over-refusal {_pct(doubter['over_refusal'])}; "
-        f"McNemar p (errors vs MSP at the same coverage) {_f(doubter['mcnemar_p'])}; answers changed by pass 2: {doubter['answers_changed']}",
+    lines += _doubter_lines(report) + [
         f"- wrapper read-only threshold u < {_f(methods['wrapper']['threshold'])}: coverage {_pct(methods['wrapper']['coverage_at_threshold'])}, "
         f"selective accuracy {_pct(methods['wrapper']['selective_accuracy_at_threshold'])}",
         "",
@@ -95,6 +90,22 @@ def markdown(report: dict[str, Any]) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def _doubter_lines(report: dict[str, Any]) -> list[str]:
+    doubter = report["methods"]["doubter"]
+    if doubter is None:
+        return ["", "**Doubter**: not evaluated: the wrapper was trained by stage A alone (no meta-attention heads, no text refusals).", ""]
+    return [
+        "",
+        f"**Doubter (text refusals, modifier {doubter['modifier']['name']} bias {doubter['modifier']['bias']}, gain {doubter['gain']})**",
+        "",
+        f"- coverage {_pct(doubter['coverage'])}; selective accuracy {_pct(doubter['selective_accuracy_at_own_coverage'])} "
+        f"(base {_pct(report['base_accuracy'])}; MSP at the same coverage {_pct(doubter['msp_selective_accuracy_at_same_coverage'])}; "
+        f"wrapper u at the same coverage {_pct(doubter['wrapper_selective_accuracy_at_same_coverage'])})",
+        f"- refusal precision {_pct(doubter['refusal_precision'])}; over-refusal {_pct(doubter['over_refusal'])}; "
+        f"McNemar p (errors vs MSP at the same coverage) {_f(doubter['mcnemar_p'])}; answers changed by pass 2: {doubter['answers_changed']}",
+    ]
 
 
 def _num(x: float | None) -> float:

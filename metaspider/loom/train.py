@@ -90,12 +90,16 @@ def choose_threshold(u: np.ndarray, correct: np.ndarray) -> float:
     return float(candidates[max(range(len(candidates)), key=lambda i: gains[i])])
 
 
-def read_layer_candidates(layers: tuple[int, ...], width: int = READ_WINDOW) -> list[tuple[int, ...]]:
-    """Consecutive windows of `width` collected layers, then all of them: the late blocks do not all
-    carry the signal equally (on SmolLM2 the first third of the late third does), and a nine-layer
-    encoder on a few hundred questions overfits to the weaker ones."""
-    windows = [layers[i : i + width] for i in range(0, len(layers) - width + 1, width)]
-    return [*windows, layers] if len(layers) > width else [layers]
+def read_layer_candidates(layers: tuple[int, ...], inject_layers: tuple[int, ...], width: int = READ_WINDOW) -> list[tuple[int, ...]]:
+    """Windows of `width` collected layers counted down from the lowest injected block, then all of
+    those: the late blocks do not all carry the signal equally, and a nine-layer encoder on a few hundred
+    questions overfits to the weaker ones. No window reads above the lowest injected block, so that on
+    llama.cpp pass 1 can inject the decision token in the same evaluation (`Priming`): reading higher
+    would cost every answer one more decode step before its first token."""
+    eligible = tuple(layer for layer in layers if layer <= min(inject_layers)) or layers
+    windows = [eligible[max(0, end - width) : end] for end in range(len(eligible), 0, -width)]
+    windows = [window for window in windows if len(window) == min(width, len(eligible))]
+    return [*windows, eligible] if len(eligible) > width else [eligible]
 
 
 def _stage_a(run: RunFolder, datasets: list[str], train_data: Collected, val_data: Collected, epochs: int | None):
@@ -103,7 +107,7 @@ def _stage_a(run: RunFolder, datasets: list[str], train_data: Collected, val_dat
     d_model = int(train_data.acts.shape[-1])
     settings = StageASettings() if epochs is None else StageASettings(max_epochs=epochs)
     train_wrong, val_wrong = ~train_data.labels("correct"), ~val_data.labels("correct")
-    candidates = read_layer_candidates(config.read_layers)
+    candidates = read_layer_candidates(config.read_layers, config.inject_layers)
     scan, best = [], None
     with progress_bar() as progress:
         task = progress.add_task("stage A", total=settings.max_epochs * len(candidates), info="")

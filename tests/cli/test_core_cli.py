@@ -51,5 +51,5 @@ def test_doctor_reports_parity_on_the_default_model():
     report = json.loads(result.stdout)
     assert report["tokens_equal"] is True
     assert report["activation_cosine_min"] >= 0.99
-    assert report["next_token_agreement"] >= 0.9
+    assert report["next_token_agreement_clear"] >= 0.9
     assert report["injection_cosine_min"] >= 0.99

@@ -4,30 +4,24 @@ model (random weights, its real fingerprint) for tests that run llama.cpp."""
 from pathlib import Path
 
 import pytest
-import torch
+from random_wrappers import make_wrapper as random_wrapper
 
 from metaspider.core.modifiers import Modifier
-from metaspider.core.wrapper import MetaWrapper
 from metaspider.core.wrapper_config import WrapperConfig, default_layers
-from metaspider.core.wrapper_file import CalibratedThreshold, WrapperManifest, save_wrapper
+from metaspider.core.wrapper_file import CalibratedThreshold
 
 MODEL = "smollm2-135m"
 FINGERPRINT = "sha256:1111aaaa"
 
 
 def make_wrapper(folder: Path, config: WrapperConfig, fingerprint: str, up_std: float | None = None) -> Path:
-    """A random wrapper. `up_std` enlarges the heads' Up projections so the injection visibly moves the logits
-    (trained wrappers do; the 1e-3 initialisation barely does)."""
-    torch.manual_seed(0)
-    wrapper = MetaWrapper(config)
-    if up_std is not None:
-        with torch.no_grad():
-            for head in wrapper.heads.values():
-                head.up.weight.normal_(std=up_std)
-    manifest = WrapperManifest(
-        base_fingerprint=fingerprint,
+    """A random wrapper with every manifest field the sidecar stores set to a non-default value."""
+    return random_wrapper(
+        folder,
+        config,
+        fingerprint,
+        up_std,
         base_model=MODEL,
-        config=config,
         modifier=Modifier("doubter", 2.0),
         gain=1.25,
         answer_below=0.42,
@@ -35,7 +29,6 @@ def make_wrapper(folder: Path, config: WrapperConfig, fingerprint: str, up_std: 
         training_data={"datasets": {"countries": {"splits": ["train", "val"]}}},
         metrics={"auroc": 0.5},
     )
-    return save_wrapper(folder, wrapper.state_dict(), manifest)
 
 
 @pytest.fixture

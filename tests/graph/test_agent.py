@@ -144,19 +144,15 @@ def test_escalation_to_a_stronger_model_answers_with_that_model(tmp_path: Path):
 @pytest.fixture(scope="module")
 def random_wrapper(tmp_path_factory) -> Path:
     """An untrained wrapper shaped for the default model: enough to check which score the agent uses."""
-    import torch
+    from random_wrappers import make_wrapper
 
     from metaspider.core.model_files import fingerprint
     from metaspider.core.registry import DEFAULT_MODEL, resolve
-    from metaspider.core.wrapper import MetaWrapper
     from metaspider.core.wrapper_config import WrapperConfig, default_layers
-    from metaspider.core.wrapper_file import WrapperManifest, save_wrapper
 
     read, inject = default_layers(30)
     config = WrapperConfig(d_model=576, read_layers=read, inject_layers=inject, bottleneck=32, n_heads=2)
-    torch.manual_seed(0)
-    manifest = WrapperManifest(fingerprint(resolve(DEFAULT_MODEL)), DEFAULT_MODEL, config)
-    return save_wrapper(tmp_path_factory.mktemp("wrapper") / "random", MetaWrapper(config).state_dict(), manifest)
+    return make_wrapper(tmp_path_factory.mktemp("wrapper") / "random", config, fingerprint(resolve(DEFAULT_MODEL)))
 
 
 def test_with_a_wrapper_the_agent_routes_on_the_score_the_chat_model_reports(tmp_path: Path, random_wrapper: Path):

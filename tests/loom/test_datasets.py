@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 
 from metaspider.errors import MetaspiderError
-from metaspider.loom.datasets import Item, is_correct, load_items, split_items, to_messages
+from metaspider.loom.datasets import Item, is_correct, load_items, sample_items, split_items, to_messages
 
 PARTS = ("train", "val", "calib", "test")
 
@@ -59,6 +59,18 @@ def test_all_questions_about_one_country_share_a_split(countries):
         for item in split_items(countries, split):
             where.setdefault(item.group, set()).add(split)
     assert all(len(splits) == 1 for splits in where.values())
+
+
+def test_a_limited_sample_spans_the_subjects_and_grows_with_the_limit():
+    # Stored subject by subject, as MMLU is: the first 40 rows would be one subject.
+    items = [Item(id=f"q{subject}-{i}", question="?", answers=("a",), subject=str(subject)) for subject in range(5) for i in range(40)]
+    small, large = sample_items(items, 40), sample_items(items, 80)
+    assert len(small) == 40 and len(large) == 80
+    assert len({item.subject for item in small}) == 5
+    assert set(small) <= set(large)
+    assert small == [item for item in items if item in set(small)]  # original order
+    assert sample_items(list(reversed(items)), 40) == list(reversed(small))
+    assert sample_items(items, None) == items
 
 
 def test_unknown_split_and_data_set_are_refused(countries):

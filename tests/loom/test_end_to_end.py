@@ -1,6 +1,7 @@
 """collect → train → eval → calibrate through the CLI on the real default model, a few dozen questions."""
 
 import json
+import shutil
 
 import pytest
 from typer.testing import CliRunner
@@ -72,6 +73,19 @@ def test_eval_writes_the_report_the_issue_asks_for(run):
         assert key in report["methods"]["doubter"]
     for name in ("report.json", "report.md", "risk_coverage.png"):
         assert (run / name).stat().st_size > 0
+
+
+def test_a_stage_a_wrapper_is_evaluated_without_a_doubter(run, tmp_path):
+    stage_a = tmp_path / "stage_a"
+    shutil.copytree(run / "collect", stage_a / "collect")
+    shutil.copy(run / "run.json", stage_a / "run.json")
+    invoke("train", "--run", str(stage_a), "--stage", "a", "--epochs", "1")
+    report = json.loads(invoke("eval", "--run", str(stage_a), "--split", "test", "--limit", "8", "--json", "--threads", "1"))
+    assert report["methods"]["doubter"] is None
+    assert report["methods"]["wrapper"]["auroc"] is not None
+    assert list(report["targets"]) == ["wrapper_auroc_beats_best_baseline_by_0.05"]
+    assert "stage A alone" in (stage_a / "report.md").read_text()
+    assert not (stage_a / "eval").exists()  # no pass 2 was run
 
 
 def test_eval_of_the_shipped_wrapper_on_a_jsonl_set_is_cross_domain(tmp_path):
