@@ -24,7 +24,7 @@ def _raise(message: str) -> None:
 
 @lru_cache(maxsize=16)
 def _compiled(template: str) -> Template:
-    """Compiling a template takes milliseconds, as much as several decode steps: once per template."""
+    """Compiling a template costs milliseconds, more than rendering it: once per template."""
     env = ImmutableSandboxedEnvironment(trim_blocks=True, lstrip_blocks=True)
     env.globals["raise_exception"] = _raise
     env.globals["strftime_now"] = lambda fmt: datetime.now().strftime(fmt)
