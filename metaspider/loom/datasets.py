@@ -85,9 +85,9 @@ def split_items(items: list[Item], split: str) -> list[Item]:
 
 
 def sample_items(items: list[Item], limit: int | None) -> list[Item]:
-    """All items, or `limit` items in their original order, picked by a hash of their id: a sample that spans every
-    subject (MMLU is stored subject by subject, so its first N rows would be a few subjects only), and
-    a larger `limit` keeps every item of a smaller one, so a resumed collect stays valid."""
+    """All items, or `limit` of them in their original order, picked by a hash of their id: a sample that
+    spans every subject (MMLU is stored subject by subject, so its first N rows are a few subjects only).
+    A larger `limit` keeps every item of a smaller one, so a resumed collect stays valid."""
     if limit is None:
         return items
     chosen = set(sorted((item.id for item in items), key=lambda item_id: (_id_hash(item_id), item_id))[:limit])

@@ -80,15 +80,14 @@ def markdown(report: dict[str, Any]) -> str:
         "",
     ]
     lines += [f"- {'PASS' if ok else 'MISS'}: {name.replace('_', ' ')}" for name, ok in targets(report).items()]
-    lines += [
-        "",
-        "Notes: the Doubter's curve ranks its answers by u' and its refusals after them; a refused question counts "
-        "with the pass-1 answer it would have given. McNemar compares per question \"no error\" (a right answer or "
-        "a refusal) of the Doubter and of MSP thresholded at the Doubter's coverage.",
-        "",
-        "![risk-coverage](risk_coverage.png)",
-        "",
-    ]
+    if methods["doubter"] is not None:
+        lines += [
+            "",
+            "Notes: the Doubter's curve ranks its answers by u' and its refusals after them; a refused question counts "
+            "with the pass-1 answer it would have given. McNemar compares per question \"no error\" (a right answer or "
+            "a refusal) of the Doubter and of MSP thresholded at the Doubter's coverage.",
+        ]
+    lines += ["", "![risk-coverage](risk_coverage.png)", ""]
     return "\n".join(lines)
 
 
