@@ -50,12 +50,15 @@ class Engine:
         return self.backbone.lock
 
     def pipeline(self, wrapper: str | None, modifier: str | None, gain: float | None) -> Pipeline:
-        """Cheap per request: the backbone and wrapper are loaded once and shared."""
+        """Cheap per request: the backbone and wrapper are loaded once and shared. A modifier named like
+        the wrapper's own keeps the bias it was trained with: the Doubter's bias is where it refuses."""
         from metaspider.core.modifiers import Modifier
         from metaspider.core.pipeline import Pipeline
 
         runtime = self._wrapper(wrapper) if wrapper is not None else None
-        return Pipeline(self.backbone, runtime, Modifier(modifier) if modifier else None, gain)
+        trained = runtime.manifest.modifier if runtime is not None else None
+        chosen = trained if trained is not None and trained.name == modifier else Modifier(modifier) if modifier else None
+        return Pipeline(self.backbone, runtime, chosen, gain)
 
     def _wrapper(self, spec: str) -> WrapperRuntime:
         backbone = self.backbone

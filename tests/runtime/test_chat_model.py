@@ -216,3 +216,14 @@ def test_json_schema_answer_streams_token_by_token_and_parses():
     chunks = [c.content for c in llm.stream("Give me a JSON object describing Lima.")]
     assert len([c for c in chunks if c]) > 5
     assert set(json.loads("".join(chunks))) == {"name", "country"}
+
+
+def test_naming_the_wrappers_own_modifier_keeps_its_trained_bias():
+    from metaspider.core.wrapper_file import load_manifest
+    from metaspider.core.pipeline import wrapper_folder
+    from metaspider.runtime.engine import get_engine
+
+    trained = load_manifest(wrapper_folder("default", "smollm2-135m")).modifier
+    engine = get_engine("smollm2-135m")
+    assert engine.pipeline("default", "doubter", None).modifier == trained
+    assert engine.pipeline("default", "watchdog", None).modifier.name == "watchdog"
