@@ -2,7 +2,9 @@
 
 Plain: `Llama.create_chat_completion(stream=True)`. Ours: `Pipeline` on `LlamaCppBackbone` with a
 sidecar, in the four modes (pooled/tokens injection × generated/all positions). Same 20 prompts, 64 new
-tokens, greedy, one run each, the systems interleaved prompt by prompt so load drift hits all alike.
+tokens, greedy, the systems interleaved prompt by prompt so load drift hits all alike; `--repeats R`
+goes over the prompts R times (3 by default: one pass is about 3 s of TTFT per system, too little to
+read a 10 % target on a shared machine).
 Both sides use the same threads, batch size, context size and flash attention (on: what llama.cpp's
 "auto" picks on a CPU, and what the backbone's default context gets).
 
@@ -11,7 +13,7 @@ Both sides use the same threads, batch size, context size and flash attention (o
 Ratios are ours / plain over the 20 prompts (summed times). The four sidecars share one wrapper's
 weights (the weights do not depend on the mode), so speed differences are the modes' own.
 
-    PYTHONPATH=. python benchmarks/deploy_speed.py [--wrapper FOLDER] [--threads N]
+    PYTHONPATH=. python benchmarks/deploy_speed.py [--wrapper FOLDER] [--threads N] [--repeats R]
 """
 
 from __future__ import annotations
@@ -69,6 +71,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--wrapper", default="default", help="wrapper folder (default: the shipped one)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--repeats", type=int, default=3, help="passes over the prompts")
     args = parser.parse_args()
     load_before = os.getloadavg()
     folder = wrapper_folder(args.wrapper, MODEL)
@@ -84,11 +87,11 @@ def main() -> None:
     for pipeline in pipelines.values():
         _run_ours(pipeline, PROMPTS[0])
     runs: dict[str, list[dict]] = {"plain": [], **{mode: [] for mode in MODES}}
-    for prompt in PROMPTS:
+    for prompt in PROMPTS * args.repeats:
         runs["plain"].append(_run_plain(plain, prompt))
         for mode, pipeline in pipelines.items():
             runs[mode].append(_run_ours(pipeline, prompt))
-    report = _report(runs, args.threads, folder, shipped_size, backbone.path.stat().st_size, load_before)
+    report = _report(runs, args.threads, args.repeats, folder, shipped_size, backbone.path.stat().st_size, load_before)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "deploy_speed.json").write_text(json.dumps(report, indent=2) + "\n")
     (RESULTS / "deploy_speed.md").write_text(_markdown(report))
@@ -169,7 +172,7 @@ def _summary(runs: list[dict]) -> dict:
     return summary
 
 
-def _report(runs: dict[str, list[dict]], threads: int, folder: Path, sidecar_bytes: int, base_bytes: int,
+def _report(runs: dict[str, list[dict]], threads: int, repeats: int, folder: Path, sidecar_bytes: int, base_bytes: int,
             load_before: tuple[float, float, float]) -> dict:
     summaries = {name: _summary(r) for name, r in runs.items()}
     plain = summaries["plain"]
@@ -201,7 +204,7 @@ def _report(runs: dict[str, list[dict]], threads: int, folder: Path, sidecar_byt
         "n_prompts": len(PROMPTS),
         "max_new_tokens": MAX_TOKENS,
         "sampling": "greedy",
-        "runs": 1,
+        "runs": repeats,
         "n_threads": threads,
         "n_batch": N_BATCH,
         "n_ctx": N_CTX,
@@ -218,7 +221,7 @@ def _markdown(report: dict) -> str:
     lines = [
         "# Deploy speed: metaspider on llama.cpp vs plain llama-cpp-python",
         "",
-        f"{report['model']}, {report['n_prompts']} prompts, {report['max_new_tokens']} new tokens, greedy, one run; "
+        f"{report['model']}, {report['n_prompts']} prompts, {report['max_new_tokens']} new tokens, greedy, {report['runs']} run(s); "
         f"{report['n_threads']} threads, flash attention on, batch {report['n_batch']}. Wrapper: `{report['wrapper']}`"
         f"{' (shipped)' if report['shipped_wrapper'] else ' (not the shipped wrapper)'}. "
         f"Load average before/after: {report['load_average_before'][0]:.2f} / {report['load_average_after'][0]:.2f} "

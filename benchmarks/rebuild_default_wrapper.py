@@ -3,9 +3,11 @@
     python benchmarks/rebuild_default_wrapper.py [--run runs/countries_smollm2]
 
 The run folder must not exist. Steps are the `metaloom` commands of benchmarks/README.md, each in its
-own process, with --threads 1 (llama.cpp threads spin-wait: on a shared 2-core machine one thread is
-faster than two). Writes benchmarks/results/rebuild_default_wrapper.json; the wrapper and its report
-stay in the run folder (copy them into the package by hand, as the README says)."""
+own process. The collects run in two lanes at once, one llama.cpp thread each (its threads spin-wait,
+so two single-thread processes use a 2-core machine better than one process with two threads): train
+in one lane, val, test and calib in the other. Then train (Torch, both cores), eval and calibrate.
+Writes benchmarks/results/rebuild_default_wrapper.json; the wrapper and its report stay in the run
+folder (copy them into the package by hand, as the README says)."""
 
 from __future__ import annotations
 
@@ -15,22 +17,39 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULT = ROOT / "benchmarks" / "results" / "rebuild_default_wrapper.json"
 TARGET_SECONDS = 20 * 60
+METALOOM = Path(sys.executable).with_name("metaloom")
 
 
-def steps(run: Path) -> dict[str, list[str]]:
+def collect_lanes(run: Path) -> list[dict[str, list[str]]]:
     collect = ["collect", "--model", "smollm2-135m", "--dataset", "countries", "--run", str(run), "--threads", "1"]
+    return [
+        {"collect_train": [*collect, "--split", "train"]},
+        {f"collect_{split}": [*collect, "--split", split] for split in ("val", "test", "calib")},
+    ]
+
+
+def final_steps(run: Path) -> dict[str, list[str]]:
     return {
-        "collect_train": [*collect, "--split", "train"],
-        "collect_val": [*collect, "--split", "val"],
-        "collect_test": [*collect, "--split", "test"],
-        "train": ["train", "--run", str(run), "--threads", "1"],
+        "train": ["train", "--run", str(run), "--threads", "2"],
         "eval": ["eval", "--run", str(run), "--split", "test", "--threads", "1"],
+        "calibrate": ["calibrate", "--run", str(run), "--max-risk", "0.7", "--delta", "0.1"],
     }
+
+
+def run_steps(steps: dict[str, list[str]]) -> dict[str, float]:
+    """Each step in turn, its wall time in seconds."""
+    seconds = {}
+    for name, command in steps.items():
+        start = time.perf_counter()
+        subprocess.run([str(METALOOM), *command], check=True)
+        seconds[name] = round(time.perf_counter() - start, 1)
+    return seconds
 
 
 def main() -> None:
@@ -39,17 +58,19 @@ def main() -> None:
     args = parser.parse_args()
     if args.run.exists():
         sys.exit(f"{args.run} exists: give a new --run folder")
-    metaloom = Path(sys.executable).with_name("metaloom")
     load_before = os.getloadavg()[0]
-    seconds = {}
-    for name, command in steps(args.run).items():
-        start = time.perf_counter()
-        subprocess.run([str(metaloom), *command], check=True)
-        seconds[name] = round(time.perf_counter() - start, 1)
-    total = round(sum(seconds.values()), 1)
+    start = time.perf_counter()
+    lanes = collect_lanes(args.run)
+    with ThreadPoolExecutor(len(lanes)) as pool:
+        lane_seconds = list(pool.map(run_steps, lanes))
+    collect_wall = round(time.perf_counter() - start, 1)
+    seconds = {name: value for lane in lane_seconds for name, value in lane.items()}
+    seconds.update(run_steps(final_steps(args.run)))
+    total = round(time.perf_counter() - start, 1)
     result = {
         "command": "python benchmarks/rebuild_default_wrapper.py",
         "seconds": seconds,
+        "collect_wall_seconds": collect_wall,
         "total_seconds": total,
         "target_seconds": TARGET_SECONDS,
         "met": total <= TARGET_SECONDS,

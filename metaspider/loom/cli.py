@@ -122,7 +122,7 @@ def eval_command(
     console.print(
         f"{report['dataset']}/{report['split']}: n={report['n']}, base accuracy {100 * report['base_accuracy']:.1f} %, "
         f"AUROC msp {methods['msp']['auroc']:.3f} entropy {methods['entropy']['auroc']:.3f} wrapper {methods['wrapper']['auroc']:.3f}; "
-        f"{refusals} ({'cross-domain' if report['cross_domain'] else 'seen in training'})\nreport: {folder.path / 'report.md'}"
+        f"{refusals} ({'cross-domain' if report['cross_domain'] else 'a held-out split of a training data set'})\nreport: {folder.path / 'report.md'}"
     )
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
 
 from metaspider.core.backbone import TokenOut
 from metaspider.core.pipeline import Pipeline
@@ -218,7 +219,7 @@ def platt(x: np.ndarray, wrong: np.ndarray):
     a, b = 1.0, 0.0
     y = wrong.astype(float)
     for _ in range(100):
-        p = 1 / (1 + np.exp(-(a * x + b)))
+        p = expit(a * x + b)
         w = p * (1 - p) + 1e-9
         gradient = np.array([np.sum((p - y) * x), np.sum(p - y)])
         hessian = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]]) + 1e-6 * np.eye(2)
@@ -228,7 +229,7 @@ def platt(x: np.ndarray, wrong: np.ndarray):
             break
     if a <= 0:  # a baseline that ranks backwards keeps its own order: Platt must not flip it
         a = 1e-6
-    return lambda v: 1 / (1 + np.exp(-(a * np.asarray(v) + b)))
+    return lambda v: expit(a * np.asarray(v) + b)
 
 
 def _run_config(run: RunFolder, manifest: WrapperManifest) -> RunConfig:

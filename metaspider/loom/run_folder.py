@@ -164,6 +164,8 @@ def dataset_key(dataset: str) -> str:
 
 
 def write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    """Atomically, through a temporary file of this process: collects of different splits may run at
+    once into one run folder, and both write run.json."""
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.slow
 MODEL = "smollm2-135m"
 PARAMS = SamplingParams(max_tokens=24, stop=("\n",))
 SURE = [{"role": "user", "content": "What is the capital of France?\nAnswer in a few words."}]
-BORDERLINE = [{"role": "user", "content": "Caracas is the capital of which country?\nAnswer in a few words."}]
+ANSWERED = [{"role": "user", "content": "What is the capital of Peru?\nAnswer in a few words."}]
 UNSURE = [{"role": "user", "content": "What is the ISO 4217 currency code of Tuvalu?\nAnswer in a few words."}]
 
 
@@ -46,10 +46,10 @@ def test_the_doubter_refuses_what_it_doubts_and_a_large_gain_refuses_more(llama,
     assert not is_refusal(bare)
     assert is_refusal(Pipeline(llama, shipped).run(UNSURE, PARAMS).text)
     assert "Paris" in Pipeline(llama, shipped).run(SURE, PARAMS).text
-    # A borderline question (u just below the threshold) is answered as trained and refused at gain 1.5.
-    # Above ~2.5 the injection runs away into repetition (DESIGN, lessons from the seed).
-    assert not is_refusal(Pipeline(llama, shipped).run(BORDERLINE, PARAMS).text)
-    assert is_refusal(Pipeline(llama, shipped, gain=1.5).run(BORDERLINE, PARAMS).text)
+    # A question answered as trained (u about 0.2, below the threshold 0.5) is refused at gain 2.
+    # From about 2.5 the injection runs away into repetition (DESIGN, lessons from the seed).
+    assert "Lima" in Pipeline(llama, shipped).run(ANSWERED, PARAMS).text
+    assert is_refusal(Pipeline(llama, shipped, gain=2.0).run(ANSWERED, PARAMS).text)
 
 
 def test_u_ranks_a_known_fact_below_an_obscure_one(llama, shipped):

@@ -1,6 +1,7 @@
 """collect → train → eval → calibrate through the CLI on the real default model, a few dozen questions."""
 
 import json
+import math
 import shutil
 
 import pytest
@@ -56,7 +57,9 @@ def test_train_writes_a_loadable_wrapper_with_its_provenance(run):
     assert manifest.modifier.name == "doubter"
     assert manifest.training_data["datasets"] == {"countries": {"splits": ["train", "val"]}}
     assert manifest.training_data["stage_b"]["epochs"] == 1
-    assert 0 < manifest.answer_below <= 1
+    # The equal-cost operating point on val-calibrated u, and the Doubter bias that refuses from there.
+    assert manifest.answer_below == 0.5 and manifest.modifier.bias == 0.0
+    assert math.copysign(1.0, manifest.modifier.bias) == 1.0  # 0.0, not -0.0, in the file people read
 
 
 def test_eval_writes_the_report_the_issue_asks_for(run):
