@@ -32,11 +32,10 @@ import torch
 from torch.nn import functional as F
 
 from metaspider.core.wrapper import MetaWrapper
-from metaspider.core.wrapper_config import WrapperConfig
 from metaspider.loom import metrics
 from metaspider.loom.run_folder import RunConfig, RunFolder
 from metaspider.loom.stage_a import StageASettings, confidence_logits, train_stage_a
-from metaspider.loom.train import ANSWER_BELOW, default_bottleneck, read_layer_candidates
+from metaspider.loom.train import ANSWER_BELOW, new_wrapper, read_layer_candidates
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -62,9 +61,7 @@ class Pool:
         return np.array([int(hashlib.sha256(f"{salt}{self.country[i]}".encode()).hexdigest(), 16) % k for i in index])
 
     def wrapper(self, layers: tuple[int, ...]) -> MetaWrapper:
-        torch.manual_seed(0)
-        d = int(self.acts.shape[-1])
-        return MetaWrapper(WrapperConfig(d_model=d, read_layers=layers, inject_layers=self.config.inject_layers, bottleneck=default_bottleneck(d)))
+        return new_wrapper(int(self.acts.shape[-1]), layers, self.config.inject_layers)
 
     def x(self, index: np.ndarray, layers: tuple[int, ...]) -> np.ndarray:
         return self.acts[index][:, [self.config.read_layers.index(layer) for layer in layers]]

@@ -51,6 +51,12 @@ def default_bottleneck(d_model: int) -> int:
     return max(64, d_model // 16)
 
 
+def new_wrapper(d_model: int, read_layers: tuple[int, ...], inject_layers: tuple[int, ...]) -> MetaWrapper:
+    """An untrained wrapper from a fixed seed, so that every read-layer window starts alike."""
+    torch.manual_seed(0)
+    return MetaWrapper(WrapperConfig(d_model=d_model, read_layers=read_layers, inject_layers=inject_layers, bottleneck=default_bottleneck(d_model)))
+
+
 def train(run: RunFolder, stage: str = "all", epochs: int | None = None, threads: int | None = None) -> TrainSummary:
     if stage not in STAGES:
         raise MetaspiderError(f"unknown stage {stage!r}: use one of {', '.join(STAGES)}")
@@ -110,11 +116,7 @@ def _stage_a(run: RunFolder, datasets: list[str], train_data: Collected, val_dat
         task = progress.add_task("stage A", total=settings.max_epochs * len(candidates), info="")
         for index, layers in enumerate(candidates):
             columns = [config.read_layers.index(layer) for layer in layers]
-            wrapper_config = WrapperConfig(
-                d_model=d_model, read_layers=layers, inject_layers=config.inject_layers, bottleneck=default_bottleneck(d_model)
-            )
-            torch.manual_seed(0)
-            wrapper = MetaWrapper(wrapper_config)
+            wrapper = new_wrapper(d_model, layers, config.inject_layers)
 
             def on_epoch(epoch: int, train_loss: float, val_loss: float) -> None:
                 progress.update(task, completed=index * settings.max_epochs + epoch, info=f"layers {layers[0]}-{layers[-1]} val {val_loss:.3f}")
@@ -185,7 +187,7 @@ def _stage_b(run, wrapper, manifest, train_data, val_data, epochs, threads) -> d
 
         result = train_stage_b(wrapper, tail, train_examples, val_examples, settings, on_step)
     # The heads refuse when u' >= 1/2: this bias puts that point at the read-only threshold.
-    bias = round(-math.log(manifest.answer_below / (1 - manifest.answer_below)), 2) + 0.0  # + 0.0: no -0.0
+    bias = round(math.log((1 - manifest.answer_below) / manifest.answer_below), 2)
     scan = doubter_bias_scan(wrapper, tail, val_examples, val_data.labels("correct"), refusal_start, (*BIAS_GRID, bias))
     manifest = replace(manifest, modifier=Modifier("doubter", bias))
     save_wrapper(run.wrapper_dir, wrapper.state_dict(), manifest)
