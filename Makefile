@@ -4,13 +4,24 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install run test test-fast doctor benchmarks lint
+.PHONY: install run test test-fast doctor benchmarks
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# llama.cpp compiles for the build machine's CPU. Its AMX kernels crash (SIGSEGV in ldtilecfg) on virtual
+# machines whose CPU advertises AMX, so llama-cpp-python is built without them, once, into a wheel folder
+# of our own: pip's wheel cache is keyed by the download, not by the compiler flags.
+LLAMA_CPP_VERSION = 0.3.36
+NO_AMX = $(if $(filter x86_64,$(shell uname -m)),-mno-amx-tile -mno-amx-int8 -mno-amx-bf16)
+WHEELS ?= $(HOME)/.cache/metaspider/wheels/no-amx
+LLAMA_WHEELS = $(WHEELS)/llama_cpp_python-$(LLAMA_CPP_VERSION)-*.whl
+
+$(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
+	ls $(LLAMA_WHEELS) >/dev/null 2>&1 || CFLAGS="$(NO_AMX)" CXXFLAGS="$(NO_AMX)" \
+		$(BIN)/python -m pip wheel --no-deps --no-cache-dir -w $(WHEELS) "llama-cpp-python==$(LLAMA_CPP_VERSION)"
+	$(BIN)/python -m pip install -q --no-deps --force-reinstall $(LLAMA_WHEELS)
 	$(BIN)/python -m pip install -e ".[test]"
 	touch $@
 

@@ -6,8 +6,8 @@ The run folder must not exist. Steps are the `metaloom` commands of benchmarks/R
 own process. The collects run in two lanes at once, one llama.cpp thread each (its threads spin-wait,
 so two single-thread processes use a 2-core machine better than one process with two threads): train
 in one lane, val, test and calib in the other. Then train (Torch, both cores), eval and calibrate.
-Writes benchmarks/results/rebuild_default_wrapper.json; the wrapper and its report stay in the run
-folder (copy them into the package by hand, as the README says)."""
+The model is fetched first, untimed. Writes benchmarks/results/rebuild_default_wrapper.json; the
+wrapper and its report stay in the run folder (copy them into the package by hand, as the README says)."""
 
 from __future__ import annotations
 
@@ -58,6 +58,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.run.exists():
         sys.exit(f"{args.run} exists: give a new --run folder")
+    # Fetched once, untimed: two collect lanes starting on an empty cache would both download it.
+    subprocess.run([str(METALOOM.with_name("metaspider")), "models", "pull", "smollm2-135m"], check=True)
     load_before = os.getloadavg()[0]
     start = time.perf_counter()
     lanes = collect_lanes(args.run)

@@ -15,6 +15,8 @@ Recipes:
 - `cross-fitted`: 5-fold cross-fitting inside the pool (window and epoch count by out-of-fold BCE, Platt
   on the out-of-fold logits, then one fit on the whole pool), as scikit-learn's CalibratedClassifierCV
   does with ensemble=False.
+- `fixed window A-B`: the shipped recipe without the read-window scan, always reading blocks A to B. The
+  scan picks by a val BCE whose differences between windows can be a thousandth: is it worth its variance?
 
 Writes benchmarks/results/stage_a_recipes.{json,md,png}."""
 
@@ -70,10 +72,17 @@ class Pool:
         return read_layer_candidates(self.config.read_layers, self.config.inject_layers)
 
     def shipped(self, index: np.ndarray, settings: StageASettings) -> Predict:
+        return self.scan(index, settings, self.windows())
+
+    def fixed(self, layers: tuple[int, ...]) -> Callable[[np.ndarray, StageASettings], Predict]:
+        """The shipped recipe with no read-window scan: always `layers`."""
+        return lambda index, settings: self.scan(index, settings, [layers])
+
+    def scan(self, index: np.ndarray, settings: StageASettings, windows: list[tuple[int, ...]]) -> Predict:
         val_fold = self.folds(index, VAL_SHARE, "val") == 0
         val, train = index[val_fold], index[~val_fold]
         best = None
-        for layers in self.windows():
+        for layers in windows:
             wrapper = self.wrapper(layers)
             result = train_stage_a(wrapper, self.x(train, layers), self.wrong[train], self.x(val, layers), self.wrong[val], settings)
             if best is None or result.val_loss < best[2]:
@@ -107,7 +116,7 @@ class Pool:
 def figures(u: np.ndarray, correct: np.ndarray) -> dict[str, float]:
     answered = u < ANSWER_BELOW
     return {
-        "n": int(len(u)),
+        "n": len(u),
         "base_accuracy": float(correct.mean()),
         "auroc": metrics.auroc(u, correct),
         "coverage": float(answered.mean()),
@@ -158,23 +167,29 @@ def markdown(rows: dict[str, dict], command: str) -> str:
     return "\n".join([*lines, "", "![risk-coverage](stage_a_recipes.png)", ""])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def pool_from_command_line(script: str, description: str) -> tuple[Pool, str]:
+    """The pool of the run folder named by --run, and the command line to record beside the results."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--run", type=Path, default=ROOT / "runs" / "countries_rebuild")
-    args = parser.parse_args()
+    run = parser.parse_args().run
     torch.set_num_threads(2)
-    pool = Pool(RunFolder(args.run))
+    shown = run.relative_to(ROOT) if run.is_relative_to(ROOT) else run
+    return Pool(RunFolder(run)), f"python benchmarks/{script} --run {shown}"
+
+
+def main() -> None:
+    pool, command = pool_from_command_line("stage_a_recipes.py", __doc__.split("\n\n")[0])
     recipes = {
         "shipped": (pool.shipped, StageASettings()),
         "shipped, wd 0.1, lr 3e-4": (pool.shipped, StageASettings(weight_decay=0.1, lr=3e-4)),
         "cross-fitted": (pool.cross_fitted, StageASettings()),
+        **{f"fixed window {w[0]}-{w[-1]}": (pool.fixed(w), StageASettings()) for w in pool.windows()},
     }
     rows, curves = {}, {}
     for name, (recipe, settings) in recipes.items():
         u, rows[name] = evaluate(pool, recipe, settings)
         curves[name] = metrics.risk_coverage_curve(u, ~pool.wrong)
         print(name, {k: round(v, 3) for k, v in rows[name].items() if k != "folds"}, flush=True)
-    command = f"python benchmarks/stage_a_recipes.py --run {args.run.relative_to(ROOT) if args.run.is_relative_to(ROOT) else args.run}"
     (RESULTS / "stage_a_recipes.json").write_text(json.dumps({"command": command, "recipes": rows}, indent=2) + "\n")
     (RESULTS / "stage_a_recipes.md").write_text(markdown(rows, command))
     metrics.risk_coverage_plot(curves, RESULTS / "stage_a_recipes.png")
