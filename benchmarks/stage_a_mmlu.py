@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 from read_depth import collect, cv_command, shipped_windows, table_rows
-from stage_a_recipes import FOLDS, RESULTS, ROOT, Pool, figures
+from stage_a_recipes import RESULTS, ROOT, Pool, evaluate
 
 from metaspider.loom import metrics
 from metaspider.loom.run_folder import RunFolder
@@ -35,26 +35,21 @@ def cv(run: Path, command: str) -> None:
     pool = Pool(folder)
     countries = np.arange(len(pool.wrong))
     mmlu = folder.load("mmlu", "train")
-    pool.acts = np.concatenate([pool.acts, mmlu.acts])
-    pool.wrong = np.concatenate([pool.wrong, ~mmlu.labels("correct")])
-    pool.country += [record["id"] for record in mmlu.records]
-    extra = np.arange(len(countries), len(pool.wrong))
+    extra = pool.add(mmlu)
     windows = shipped_windows(pool)
     recipes = {
         "countries only (shipped)": lambda index: index,
         f"countries + {len(extra)} MMLU": lambda index: np.concatenate([index, extra]),
         f"{len(extra)} MMLU only": lambda index: extra,
     }
-    outer = pool.folds(countries, FOLDS, "outer")
     rows, curves = {}, {}
     for name, training_side in recipes.items():
-        u = np.zeros(len(countries))
-        for k in range(FOLDS):
-            predict = pool.scan(training_side(countries[outer != k]), StageASettings(), windows)
-            u[outer == k] = predict(countries[outer == k])
-        correct = ~pool.wrong[countries]
-        rows[name] = {**figures(u, correct), "folds": [figures(u[outer == k], correct[outer == k]) for k in range(FOLDS)]}
-        curves[name] = metrics.risk_coverage_curve(u, correct)
+
+        def recipe(index: np.ndarray, settings: StageASettings, training_side=training_side):
+            return pool.scan(training_side(index), settings, windows)
+
+        u, rows[name] = evaluate(pool, recipe, StageASettings(), scored=countries)
+        curves[name] = metrics.risk_coverage_curve(u, ~pool.wrong[countries])
         print(name, {k: round(v, 3) for k, v in rows[name].items() if k != "folds"}, flush=True)
     mmlu_accuracy = float(mmlu.labels("correct").mean())
     (RESULTS / "stage_a_mmlu.json").write_text(json.dumps({"command": command, "mmlu_train_accuracy": mmlu_accuracy, "recipes": rows}, indent=2) + "\n")

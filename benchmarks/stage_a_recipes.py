@@ -35,7 +35,7 @@ from torch.nn import functional as F
 
 from metaspider.core.wrapper import MetaWrapper
 from metaspider.loom import metrics
-from metaspider.loom.run_folder import RunConfig, RunFolder
+from metaspider.loom.run_folder import Collected, RunConfig, RunFolder
 from metaspider.loom.stage_a import StageASettings, confidence_logits, train_stage_a
 from metaspider.loom.train import ANSWER_BELOW, new_wrapper, read_layer_candidates
 
@@ -56,7 +56,15 @@ class Pool:
         parts = [run.load("countries", split) for split in POOLED_SPLITS]
         self.acts = np.concatenate([part.acts for part in parts])
         self.wrong = np.concatenate([~part.labels("correct") for part in parts])
-        self.country = [record["id"].split(":", 1)[1] for part in parts for record in part.records]
+        self.country = [_fold_key(record) for part in parts for record in part.records]
+
+    def add(self, part: Collected) -> np.ndarray:
+        """Append another collected split (to train on, not to score); the indices of its questions."""
+        start = len(self.wrong)
+        self.acts = np.concatenate([self.acts, part.acts])
+        self.wrong = np.concatenate([self.wrong, ~part.labels("correct")])
+        self.country += [_fold_key(record) for record in part.records]
+        return np.arange(start, len(self.wrong))
 
     def folds(self, index: np.ndarray, k: int, salt: str) -> np.ndarray:
         """Fold of each question in `index`, by a hash of its country: no country on both sides."""
@@ -113,6 +121,11 @@ class Pool:
         return lambda held_out: wrapper.calibrate(confidence_logits(wrapper, self.x(held_out, layers))).numpy()
 
 
+def _fold_key(record: dict) -> str:
+    """What a question's fold is hashed from: the id after "dataset:", a country for countries' ids."""
+    return record["id"].split(":", 1)[1]
+
+
 def figures(u: np.ndarray, correct: np.ndarray) -> dict[str, float]:
     answered = u < ANSWER_BELOW
     return {
@@ -127,16 +140,19 @@ def figures(u: np.ndarray, correct: np.ndarray) -> dict[str, float]:
     }
 
 
-def evaluate(pool: Pool, recipe: Callable[[np.ndarray, StageASettings], Predict], settings: StageASettings) -> tuple[np.ndarray, dict]:
-    everything = np.arange(len(pool.wrong))
-    outer = pool.folds(everything, FOLDS, "outer")
-    u = np.zeros(len(everything))
+def evaluate(
+    pool: Pool, recipe: Callable[[np.ndarray, StageASettings], Predict], settings: StageASettings, scored: np.ndarray | None = None
+) -> tuple[np.ndarray, dict]:
+    """u of each `scored` question (default: the whole pool) from a recipe trained on the other outer folds."""
+    scored = np.arange(len(pool.wrong)) if scored is None else scored
+    outer = pool.folds(scored, FOLDS, "outer")
+    u = np.zeros(len(scored))
     per_fold = []
     for k in range(FOLDS):
-        held = everything[outer == k]
-        u[outer == k] = recipe(everything[outer != k], settings)(held)
+        held = scored[outer == k]
+        u[outer == k] = recipe(scored[outer != k], settings)(held)
         per_fold.append(figures(u[outer == k], ~pool.wrong[held]))
-    return u, {**figures(u, ~pool.wrong), "folds": per_fold}
+    return u, {**figures(u, ~pool.wrong[scored]), "folds": per_fold}
 
 
 def markdown(rows: dict[str, dict], command: str) -> str:
