@@ -69,9 +69,12 @@ def cv(run: Path, command: str) -> None:
     metrics.risk_coverage_plot({name: curves[name] for name in dict.fromkeys(shown)}, RESULTS / "read_depth.png")
 
 
-def table_rows(rows: dict[str, dict]) -> list[str]:
-    """One Markdown row per recipe, after the header the two scripts of this kind share."""
-    lines = []
+def table(first_column: str, rows: dict[str, dict]) -> list[str]:
+    """The Markdown table the two scripts of this kind share: one row per recipe."""
+    lines = [
+        f"| {first_column} | AUROC | coverage (u < 1/2) | sel. acc there | vs base (pts) | sel. acc @40 % | @50 % | ECE | fold gains (pts) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for name, r in rows.items():
         gains = ", ".join(_points(f) for f in r["folds"])
         lines.append(
@@ -100,10 +103,8 @@ def markdown(rows: dict[str, dict], command: str) -> str:
         "(a seventh of them playing val); the test split is never loaded. Read-only u; the operating point is",
         "the shipped one, u < 1/2. Per-fold gains are in the JSON.",
         "",
-        "| read blocks | AUROC | coverage (u < 1/2) | sel. acc there | vs base (pts) | sel. acc @40 % | @50 % | ECE | fold gains (pts) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        *table("read blocks", rows),
     ]
-    lines += table_rows(rows)
     first = next(iter(rows.values()))
     lines += ["", f"n = {first['n']}, base accuracy {first['base_accuracy']:.1%}.", "", "![risk-coverage](read_depth.png)", ""]
     return "\n".join(lines)

@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 
 import numpy as np
-from read_depth import collect, cv_command, shipped_windows, table_rows
+from read_depth import collect, cv_command, shipped_windows, table
 from stage_a_recipes import RESULTS, ROOT, Pool, evaluate
 
 from metaspider.loom import metrics
@@ -68,10 +68,8 @@ def markdown(rows: dict[str, dict], command: str, n_mmlu: int, mmlu_accuracy: fl
         f"wrapper that never saw its country; the test split is never loaded. {n_mmlu} MMLU train questions,",
         f"{mmlu_accuracy:.1%} of them answered right by the model. Read-only u, answered when u < 1/2.",
         "",
-        "| training side | AUROC | coverage (u < 1/2) | sel. acc there | vs base (pts) | sel. acc @40 % | @50 % | ECE | fold gains (pts) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        *table("training side", rows),
     ]
-    lines += table_rows(rows)
     return "\n".join([*lines, "", "![risk-coverage](stage_a_mmlu.png)", ""])
 
 
