@@ -25,11 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from metaspider.core.llama_backbone import LlamaCppBackbone
+from metaspider.core.backbones.llama_cpp import LlamaCppBackbone
 from metaspider.deploy.control_vector import CALIBRATION_PROMPTS, mean_cognitive_token, prompt_independent_offsets
-from metaspider.core.wrapper_file import load_manifest, load_weights_numpy
-from metaspider.core.wrapper_gguf import write_sidecar
-from metaspider.core.wrapper_runtime import NumpyRuntime
+from metaspider.core.wrapper.folder import load_manifest, load_weights_numpy
+from metaspider.core.wrapper.sidecar import write_sidecar
+from metaspider.core.wrapper.runtime import NumpyRuntime
 from metaspider.loom.datasets import load_items, split_items, to_messages
 
 MODEL = "smollm2-135m"

@@ -20,10 +20,10 @@ from pathlib import Path
 import numpy as np
 from llama_cpp import Llama
 
-from metaspider.core.backbone import Injection, SamplingParams
-from metaspider.core.doctor import constant_offset
-from metaspider.core.llama_backbone import LlamaCppBackbone
-from metaspider.core.registry import resolve
+from metaspider.core.backbones.base import Injection, SamplingParams
+from metaspider.core.backbones.doctor import constant_offset
+from metaspider.core.backbones.llama_cpp import LlamaCppBackbone
+from metaspider.core.models.registry import resolve
 
 RESULTS = Path(__file__).parent / "results"
 TOPICS = (

@@ -27,12 +27,13 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from metaspider.core.backbone import GenerationEnd, SamplingParams, TokenOut
-from metaspider.core.llama_backbone import LlamaCppBackbone
-from metaspider.core.pipeline import SHIPPED_WRAPPERS, Pipeline, wrapper_folder
-from metaspider.core.wrapper_file import load_manifest, load_weights_numpy
-from metaspider.core.wrapper_runtime import NumpyRuntime
-from metaspider.core.wrapper_gguf import write_sidecar
+from metaspider.core.backbones.base import GenerationEnd, SamplingParams, TokenOut
+from metaspider.core.backbones.llama_cpp import LlamaCppBackbone
+from metaspider.core.wrapper.handle import SHIPPED_WRAPPERS, wrapper_folder
+from metaspider.core.pipeline import Pipeline
+from metaspider.core.wrapper.folder import load_manifest, load_weights_numpy
+from metaspider.core.wrapper.runtime import NumpyRuntime
+from metaspider.core.wrapper.sidecar import write_sidecar
 
 MODEL = "smollm2-135m"
 MAX_TOKENS = 64

@@ -22,7 +22,7 @@ import numpy as np
 
 from stage_a_recipes import RESULTS, ROOT, Pool, evaluate
 
-from metaspider.core.wrapper_config import default_layers
+from metaspider.core.wrapper.config import default_layers
 from metaspider.loom import metrics
 from metaspider.loom.run_folder import RunConfig, RunFolder
 from metaspider.loom.stage_a import StageASettings

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from metaspider.core.wrapper import MetaWrapper
+from metaspider.core.wrapper.torch_module import MetaWrapper
 from metaspider.loom import metrics
 from metaspider.loom.run_folder import Collected, RunConfig, RunFolder
 from metaspider.loom.stage_a import StageASettings, confidence_logits, train_stage_a

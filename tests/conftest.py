@@ -4,19 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from metaspider.core.registry import DEFAULT_MODEL
+from metaspider.core.models.registry import DEFAULT_MODEL
 
 
 @pytest.fixture(scope="session")
 def llama_backbone():
-    from metaspider.core.llama_backbone import LlamaCppBackbone
+    from metaspider.core.backbones.llama_cpp import LlamaCppBackbone
 
     return LlamaCppBackbone(DEFAULT_MODEL)
 
 
 @pytest.fixture(scope="session")
 def torch_backbone():
-    from metaspider.core.torch_backbone import TorchBackbone
+    from metaspider.core.backbones.torch import TorchBackbone
 
     return TorchBackbone(DEFAULT_MODEL)
 

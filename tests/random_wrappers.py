@@ -7,11 +7,11 @@ from typing import Any
 
 import torch
 
-from metaspider.core.modifiers import Modifier
-from metaspider.core.registry import DEFAULT_MODEL
-from metaspider.core.wrapper import MetaWrapper
-from metaspider.core.wrapper_config import WrapperConfig
-from metaspider.core.wrapper_file import WrapperManifest, save_wrapper
+from metaspider.core.wrapper.modifiers import Modifier
+from metaspider.core.models.registry import DEFAULT_MODEL
+from metaspider.core.wrapper.torch_module import MetaWrapper
+from metaspider.core.wrapper.config import WrapperConfig
+from metaspider.core.wrapper.folder import WrapperManifest, save_wrapper
 
 
 def make_wrapper(folder: Path, config: WrapperConfig, fingerprint: str, up_std: float | None = None, **manifest: Any) -> Path:

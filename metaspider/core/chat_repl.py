@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from rich.console import Console
 
-from metaspider.core.backbone import GenerationEnd, SamplingParams, TokenOut
-from metaspider.core.chat import Message
-from metaspider.core.pipeline import Pipeline, load_backbone, load_wrapper
+from metaspider.core.backbones.base import GenerationEnd, SamplingParams, TokenOut
+from metaspider.core.backbones.chat_template import Message
+from metaspider.core.pipeline import Pipeline
+from metaspider.core.backbones import load_backbone
+from metaspider.core.wrapper.handle import load_wrapper
 
 console = Console()
 

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from metaspider.core.registry import DEFAULT_MODEL, MODELS, cached_path, pull
+from metaspider.core.models.registry import DEFAULT_MODEL, MODELS, cached_path, pull
 
 models_app = typer.Typer(help="List and fetch models.", no_args_is_help=True)
 console = Console()
@@ -52,7 +52,7 @@ def doctor(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Load both backbones on one model and measure their parity."""
-    from metaspider.core.doctor import run_doctor
+    from metaspider.core.backbones.doctor import run_doctor
 
     with console.status(f"loading {model} on Torch and llama.cpp…"):
         report = run_doctor(model).as_dict()

@@ -8,13 +8,11 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from importlib import resources
-from pathlib import Path
 
-from metaspider.core.backbone import Backbone, GenerationEnd, Injection, Priming, SamplingParams, TokenOut
-from metaspider.core.chat import Message
-from metaspider.core.modifiers import Modifier
-from metaspider.core.wrapper_runtime import NumpyRuntime, Reading, TorchRuntime, WrapperRuntime
+from metaspider.core.backbones.base import Backbone, GenerationEnd, Injection, Priming, SamplingParams, TokenOut
+from metaspider.core.backbones.chat_template import Message
+from metaspider.core.wrapper.modifiers import Modifier
+from metaspider.core.wrapper.runtime import Reading, WrapperRuntime
 from metaspider.errors import MetaspiderError
 
 
@@ -140,55 +138,3 @@ def baseline_score(tokens: list[TokenOut]) -> float | None:
     if not scored:
         return None
     return 1.0 - sum(math.exp(t.logprob) for t in scored) / len(scored)
-
-
-SHIPPED_WRAPPERS = {"smollm2-135m": "smollm2-135m-doubter"}
-
-
-def wrapper_folder(spec: str | Path, model: str) -> Path:
-    """A wrapper folder or GGUF sidecar path, or "default": the wrapper shipped inside the package for `model`."""
-    if str(spec) != "default":
-        folder = Path(spec).expanduser()
-        if not folder.exists():
-            raise MetaspiderError(f"wrapper {folder} does not exist")
-        return folder
-    name = SHIPPED_WRAPPERS.get(model)
-    folder = Path(str(resources.files("metaspider") / "wrappers" / name)) if name else None
-    if folder is None or not folder.exists():
-        raise MetaspiderError(
-            f"no default wrapper is shipped for model {model!r} (shipped: {', '.join(SHIPPED_WRAPPERS)}); "
-            "train one with `metaloom` and pass its folder"
-        )
-    return folder
-
-
-def load_backbone(model: str, backend: str, n_ctx: int = 2048, n_threads: int | None = None) -> Backbone:
-    if backend == "llama_cpp":
-        from metaspider.core.llama_backbone import LlamaCppBackbone
-
-        return LlamaCppBackbone(model, n_ctx=n_ctx, n_threads=n_threads)
-    if backend == "torch":
-        from metaspider.core.torch_backbone import TorchBackbone
-
-        return TorchBackbone(model, n_threads=n_threads)
-    raise MetaspiderError(f"unknown backend {backend!r}: use 'llama_cpp' or 'torch'")
-
-
-def load_wrapper(backbone: Backbone, spec: str | Path | None, backend: str) -> WrapperRuntime | None:
-    if spec is None:
-        return None
-    folder = wrapper_folder(spec, _registry_name(backbone))
-    if folder.suffix == ".gguf" and backend == "torch":
-        raise MetaspiderError(f"{folder} is a GGUF sidecar, which runs on llama_cpp; for torch, use the wrapper folder")
-    runtime = TorchRuntime if backend == "torch" else NumpyRuntime
-    return runtime(folder, backbone.fingerprint)
-
-
-def _registry_name(backbone: Backbone) -> str:
-    """A registry model loaded by its file path is still that model: its fingerprint says so."""
-    from metaspider.core.registry import MODELS
-
-    for entry in MODELS.values():
-        if backbone.fingerprint == f"sha256:{entry.source.sha256[:16]}":
-            return entry.name
-    return backbone.name

@@ -30,7 +30,7 @@ def export(
     threads: int | None = typer.Option(None, "--threads", help="Control vector: CPU threads (default: all cores)."),
 ) -> None:
     """Write the GGUF sidecar that runs the wrapper on stock llama.cpp without torch."""
-    from metaspider.core.wrapper_gguf import export_sidecar, read_sidecar
+    from metaspider.core.wrapper.sidecar import export_sidecar, read_sidecar
 
     path = export_sidecar(wrapper, out, weights)
     manifest = read_sidecar(path).manifest

@@ -23,14 +23,14 @@ from pathlib import Path
 import gguf
 import numpy as np
 
-from metaspider.core.backbone import Backbone
-from metaspider.core.chat import Message
-from metaspider.core.registry import MODELS
-from metaspider.core.wrapper_config import WrapperConfig
-from metaspider.core.wrapper_file import WrapperManifest
-from metaspider.core.wrapper_numpy import NumpyWrapper
-from metaspider.core.wrapper_runtime import NumpyRuntime
-from metaspider.core.wrapper_gguf import finish_gguf, read_sidecar
+from metaspider.core.backbones.base import Backbone
+from metaspider.core.backbones.chat_template import Message
+from metaspider.core.models.registry import MODELS
+from metaspider.core.wrapper.config import WrapperConfig
+from metaspider.core.wrapper.folder import WrapperManifest
+from metaspider.core.wrapper.numpy_math import NumpyWrapper
+from metaspider.core.wrapper.runtime import NumpyRuntime
+from metaspider.core.wrapper.sidecar import finish_gguf, read_sidecar
 from metaspider.errors import MetaspiderError
 
 ARCHITECTURE = "controlvector"
@@ -80,7 +80,7 @@ def export_control_vector(
 ) -> Path:
     """Runs the base model (`model`, default: the one the wrapper was trained for) on up to `n_prompts`
     questions of the calib split of `dataset` (default: the wrapper's training data set)."""
-    from metaspider.core.llama_backbone import LlamaCppBackbone
+    from metaspider.core.backbones.llama_cpp import LlamaCppBackbone
     from metaspider.loom.datasets import load_items, split_items, to_messages
 
     manifest = read_sidecar(sidecar).manifest

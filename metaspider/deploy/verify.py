@@ -13,12 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from metaspider.core.backbone import SamplingParams, TokenOut
-from metaspider.core.chat import Message
-from metaspider.core.pipeline import Pipeline, load_backbone
-from metaspider.core.wrapper_file import save_wrapper
-from metaspider.core.wrapper_runtime import NumpyRuntime
-from metaspider.core.wrapper_gguf import read_sidecar
+from metaspider.core.backbones.base import SamplingParams, TokenOut
+from metaspider.core.backbones.chat_template import Message
+from metaspider.core.pipeline import Pipeline
+from metaspider.core.backbones import load_backbone
+from metaspider.core.wrapper.folder import save_wrapper
+from metaspider.core.wrapper.runtime import NumpyRuntime
+from metaspider.core.wrapper.sidecar import read_sidecar
 from metaspider.errors import MetaspiderError
 from metaspider.loom.datasets import load_items, split_items, to_messages
 
@@ -78,7 +79,7 @@ def verify(
 def _torch_pipeline(model: str, sidecar: str | Path, n_threads: int | None) -> Pipeline:
     """The Torch wrapper from the sidecar's weights, through a temporary wrapper folder (the one format
     `TorchRuntime` reads)."""
-    from metaspider.core.wrapper_runtime import TorchRuntime
+    from metaspider.core.wrapper.runtime import TorchRuntime
 
     backbone = load_backbone(model, "torch", n_threads=n_threads)
     content = read_sidecar(sidecar)

@@ -42,8 +42,8 @@ def build_agent(
 ) -> CompiledStateGraph:
     """The graph for `spec`. `extra_tools` (your own LangChain tools) are offered for every question,
     after the spec's tools. Raises MetaspiderError for a model, wrapper or calibration that cannot be used."""
-    from metaspider.core.pipeline import wrapper_folder
-    from metaspider.core.registry import resolve
+    from metaspider.core.wrapper.handle import wrapper_folder
+    from metaspider.core.models.registry import resolve
 
     resolve(spec.model)
     if spec.wrapper is not None:

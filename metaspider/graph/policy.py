@@ -40,8 +40,8 @@ def thresholds_for(spec: AgentSpec) -> Thresholds:
 
 def _calibrated_threshold(spec: AgentSpec) -> tuple[float, str]:
     """The most permissive calibrated threshold whose guarantee is at least as strict as asked."""
-    from metaspider.core.pipeline import wrapper_folder
-    from metaspider.core.wrapper_file import load_manifest
+    from metaspider.core.wrapper.handle import wrapper_folder
+    from metaspider.core.wrapper.folder import load_manifest
 
     max_risk, delta = spec.policy.max_risk, spec.policy.delta
     if spec.wrapper is None:

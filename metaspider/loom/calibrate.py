@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.stats import beta
 
-from metaspider.core.wrapper_file import CalibratedThreshold, load_manifest, load_weights_numpy, save_wrapper
+from metaspider.core.wrapper.folder import CalibratedThreshold, load_manifest, load_weights_numpy, save_wrapper
 from metaspider.errors import MetaspiderError
 from metaspider.loom.run_folder import RunFolder
 from metaspider.loom.wrapper_scores import wrapper_u

@@ -28,7 +28,7 @@ def collect_command(
     threads: ThreadsOption = None,
 ) -> None:
     """Run the base model over a split; keep answers, baselines and activations (resumable)."""
-    from metaspider.core.wrapper_config import default_layers
+    from metaspider.core.wrapper.config import default_layers
     from metaspider.loom.backbones import llama_backbone
     from metaspider.loom.collect import collect
     from metaspider.loom.run_folder import RunConfig, RunFolder
@@ -86,8 +86,8 @@ def eval_command(
     threads: ThreadsOption = None,
 ) -> None:
     """Score msp, entropy, the wrapper and the Doubter; write report.json, report.md, risk_coverage.png."""
-    from metaspider.core.pipeline import wrapper_folder
-    from metaspider.core.wrapper_file import load_manifest
+    from metaspider.core.wrapper.handle import wrapper_folder
+    from metaspider.core.wrapper.folder import load_manifest
     from metaspider.loom.evaluate import evaluate
     from metaspider.loom.report import json_safe
     from metaspider.loom.run_folder import RunFolder

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metaspider.core.backbone import Backbone, SamplingParams, TokenOut, common_prefix
-from metaspider.core.chat import render_chat
+from metaspider.core.backbones.base import Backbone, SamplingParams, TokenOut, common_prefix
+from metaspider.core.backbones.chat_template import render_chat
 from metaspider.errors import MetaspiderError
 from metaspider.loom.datasets import Item, is_correct, load_items, sample_items, split_items, to_messages
 from metaspider.loom.progress import progress_bar

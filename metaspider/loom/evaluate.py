@@ -21,10 +21,10 @@ from typing import Any
 import numpy as np
 from scipy.special import expit
 
-from metaspider.core.backbone import TokenOut
+from metaspider.core.backbones.base import TokenOut
 from metaspider.core.pipeline import Pipeline
-from metaspider.core.wrapper_file import WEIGHTS_FILE, WrapperManifest, load_manifest, load_weights_numpy, save_wrapper
-from metaspider.core.wrapper_runtime import NumpyRuntime
+from metaspider.core.wrapper.folder import WEIGHTS_FILE, WrapperManifest, load_manifest, load_weights_numpy, save_wrapper
+from metaspider.core.wrapper.runtime import NumpyRuntime
 from metaspider.errors import MetaspiderError
 from metaspider.loom import metrics
 from metaspider.loom.backbones import llama_backbone

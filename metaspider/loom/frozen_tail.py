@@ -15,7 +15,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from metaspider.core.torch_backbone import TorchBackbone
+from metaspider.core.backbones.torch import TorchBackbone
 from metaspider.errors import MetaspiderError
 
 Offsets = Callable[[int, Tensor], Tensor | None]

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from metaspider.core.wrapper import MetaWrapper
+from metaspider.core.wrapper.torch_module import MetaWrapper
 
 
 @dataclass(frozen=True)

@@ -25,8 +25,8 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from metaspider.core.modifiers import Modifier
-from metaspider.core.wrapper import MetaWrapper
+from metaspider.core.wrapper.modifiers import Modifier
+from metaspider.core.wrapper.torch_module import MetaWrapper
 from metaspider.errors import MetaspiderError
 from metaspider.loom.frozen_tail import FrozenTail
 from metaspider.loom.run_folder import Collected

@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from metaspider.core.modifiers import Modifier
-from metaspider.core.wrapper import MetaWrapper
-from metaspider.core.wrapper_config import WrapperConfig
-from metaspider.core.wrapper_file import WrapperManifest, load_torch_wrapper, save_wrapper
+from metaspider.core.wrapper.modifiers import Modifier
+from metaspider.core.wrapper.torch_module import MetaWrapper
+from metaspider.core.wrapper.config import WrapperConfig
+from metaspider.core.wrapper.folder import WrapperManifest, load_torch_wrapper, save_wrapper
 from metaspider.errors import MetaspiderError
 from metaspider.loom import metrics
 from metaspider.loom.frozen_tail import FrozenTail

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from metaspider.core.wrapper_runtime import NumpyRuntime
+from metaspider.core.wrapper.runtime import NumpyRuntime
 
 
 def wrapper_u(folder: Path, fingerprint: str, acts: np.ndarray) -> np.ndarray:

@@ -224,7 +224,7 @@ class MetaSpiderChatModel(BaseChatModel):
             lock.release()
 
     def _request(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]) -> _Request:
-        from metaspider.core.backbone import SamplingParams
+        from metaspider.core.backbones.base import SamplingParams
 
         model = kwargs.get("model") or self.model
         engine = get_engine(model, self.backend, self.n_ctx, self.n_threads)
@@ -251,7 +251,7 @@ class MetaSpiderChatModel(BaseChatModel):
         return request
 
     def _generate_locked(self, request: _Request, deadline: float | None) -> Iterator[AIMessageChunk]:
-        from metaspider.core.backbone import GenerationEnd
+        from metaspider.core.backbones.base import GenerationEnd
         from metaspider.core.pipeline import baseline_score
 
         engine = request.engine

@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 from metaspider.errors import MetaspiderError
 
 if TYPE_CHECKING:
-    from metaspider.core.backbone import Backbone
+    from metaspider.core.backbones.base import Backbone
     from metaspider.core.pipeline import Pipeline
-    from metaspider.core.wrapper_runtime import WrapperRuntime
+    from metaspider.core.wrapper.runtime import WrapperRuntime
     from metaspider.runtime.constrained import GrammarConstraint
 
 BACKENDS = ("llama_cpp", "torch")
@@ -39,7 +39,7 @@ class Engine:
         if self._backbone is None:
             with self._load_lock:
                 if self._backbone is None:
-                    from metaspider.core.pipeline import load_backbone
+                    from metaspider.core.backbones import load_backbone
 
                     self._backbone = load_backbone(self.model, self.backend, self.n_ctx, self.n_threads)
         return self._backbone
@@ -52,7 +52,7 @@ class Engine:
     def pipeline(self, wrapper: str | None, modifier: str | None, gain: float | None) -> Pipeline:
         """Cheap per request: the backbone and wrapper are loaded once and shared. A modifier named like
         the wrapper's own keeps the bias it was trained with: the Doubter's bias is where it refuses."""
-        from metaspider.core.modifiers import Modifier
+        from metaspider.core.wrapper.modifiers import Modifier
         from metaspider.core.pipeline import Pipeline
 
         runtime = self._wrapper(wrapper) if wrapper is not None else None
@@ -64,7 +64,7 @@ class Engine:
         backbone = self.backbone
         with self._load_lock:
             if spec not in self._wrappers:
-                from metaspider.core.pipeline import load_wrapper
+                from metaspider.core.wrapper.handle import load_wrapper
 
                 runtime = load_wrapper(backbone, spec, self.backend)
                 assert runtime is not None
@@ -77,7 +77,7 @@ class Engine:
         return GrammarConstraint(vocab_for(self.model_path()), grammar)
 
     def model_path(self) -> Path:
-        from metaspider.core.registry import resolve
+        from metaspider.core.models.registry import resolve
 
         return resolve(self.model)
 

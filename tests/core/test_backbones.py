@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from metaspider.core.backbone import GenerationEnd, Injection, SamplingParams, TokenOut
-from metaspider.core.doctor import constant_offset
+from metaspider.core.backbones.base import GenerationEnd, Injection, SamplingParams, TokenOut
+from metaspider.core.backbones.doctor import constant_offset
 
 QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
 OTHER = [{"role": "user", "content": "Name three primary colours."}]

@@ -2,9 +2,10 @@
 
 import pytest
 
-from metaspider.core.backbone import SamplingParams
-from metaspider.core.pipeline import Pipeline, load_wrapper, wrapper_folder
-from metaspider.core.wrapper_file import load_manifest
+from metaspider.core.backbones.base import SamplingParams
+from metaspider.core.pipeline import Pipeline
+from metaspider.core.wrapper.handle import load_wrapper, wrapper_folder
+from metaspider.core.wrapper.folder import load_manifest
 from metaspider.loom.backbones import llama_backbone, torch_backbone
 from metaspider.loom.scoring import is_refusal
 

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 from random_wrappers import make_wrapper
 
-from metaspider.core.backbone import SamplingParams, TokenOut
-from metaspider.core.model_files import fingerprint
+from metaspider.core.backbones.base import SamplingParams, TokenOut
+from metaspider.core.models.model_files import fingerprint
 from metaspider.core.pipeline import Pipeline
-from metaspider.core.registry import DEFAULT_MODEL, resolve
-from metaspider.core.wrapper_config import WrapperConfig
-from metaspider.core.wrapper_runtime import NumpyRuntime
+from metaspider.core.models.registry import DEFAULT_MODEL, resolve
+from metaspider.core.wrapper.config import WrapperConfig
+from metaspider.core.wrapper.runtime import NumpyRuntime
 
 PARAMS = SamplingParams(max_tokens=12)
 QUESTION = [{"role": "user", "content": "What is the capital of Peru?"}]

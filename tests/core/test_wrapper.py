@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
-from metaspider.core.modifiers import Modifier
-from metaspider.core.wrapper import MetaWrapper
-from metaspider.core.wrapper_config import WrapperConfig, default_layers
+from metaspider.core.wrapper.modifiers import Modifier
+from metaspider.core.wrapper.torch_module import MetaWrapper
+from metaspider.core.wrapper.config import WrapperConfig, default_layers
 from metaspider.errors import MetaspiderError
 
 D = 32

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from metaspider.core.modifiers import Modifier
-from metaspider.core.wrapper import MetaWrapper
-from metaspider.core.wrapper_config import WrapperConfig
-from metaspider.core.wrapper_file import (
+from metaspider.core.wrapper.modifiers import Modifier
+from metaspider.core.wrapper.torch_module import MetaWrapper
+from metaspider.core.wrapper.config import WrapperConfig
+from metaspider.core.wrapper.folder import (
     MANIFEST_FILE,
     WEIGHTS_FILE,
     CalibratedThreshold,

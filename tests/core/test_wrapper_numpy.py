@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from metaspider.core.wrapper import MetaWrapper
-from metaspider.core.wrapper_config import WrapperConfig
-from metaspider.core.wrapper_file import WrapperManifest, save_wrapper
-from metaspider.core.wrapper_numpy import NumpyWrapper, gelu
+from metaspider.core.wrapper.torch_module import MetaWrapper
+from metaspider.core.wrapper.config import WrapperConfig
+from metaspider.core.wrapper.folder import WrapperManifest, save_wrapper
+from metaspider.core.wrapper.numpy_math import NumpyWrapper, gelu
 from metaspider.errors import MetaspiderError
 
 D = 48
@@ -132,9 +132,9 @@ def test_deploy_modules_run_without_torch(tmp_path):
             pass
         else:
             raise SystemExit("the torch blocker does not work")
-        from metaspider.core.modifiers import Modifier
-        from metaspider.core.wrapper_file import check_fingerprint, load_manifest, load_weights_numpy
-        from metaspider.core.wrapper_numpy import NumpyWrapper
+        from metaspider.core.wrapper.modifiers import Modifier
+        from metaspider.core.wrapper.folder import check_fingerprint, load_manifest, load_weights_numpy
+        from metaspider.core.wrapper.numpy_math import NumpyWrapper
 
         folder = {str(tmp_path / "w")!r}
         manifest = load_manifest(folder)

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from random_wrappers import make_wrapper as random_wrapper
 
-from metaspider.core.modifiers import Modifier
-from metaspider.core.wrapper_config import WrapperConfig, default_layers
-from metaspider.core.wrapper_file import CalibratedThreshold
+from metaspider.core.wrapper.modifiers import Modifier
+from metaspider.core.wrapper.config import WrapperConfig, default_layers
+from metaspider.core.wrapper.folder import CalibratedThreshold
 
 MODEL = "smollm2-135m"
 FINGERPRINT = "sha256:1111aaaa"
@@ -40,8 +40,8 @@ def tiny_wrapper(tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def model_fingerprint() -> str:
-    from metaspider.core.model_files import fingerprint
-    from metaspider.core.registry import resolve
+    from metaspider.core.models.model_files import fingerprint
+    from metaspider.core.models.registry import resolve
 
     return fingerprint(resolve(MODEL, quiet=True))
 
@@ -66,6 +66,6 @@ def model_wrapper(tmp_path, model_fingerprint):
 
 @pytest.fixture(scope="session")
 def llama():
-    from metaspider.core.llama_backbone import LlamaCppBackbone
+    from metaspider.core.backbones.llama_cpp import LlamaCppBackbone
 
     return LlamaCppBackbone(MODEL, n_ctx=512, n_threads=1)

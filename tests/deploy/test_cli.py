@@ -4,11 +4,11 @@ from types import SimpleNamespace
 import pytest
 from typer.testing import CliRunner
 
-from metaspider.core.pipeline import load_wrapper
+from metaspider.core.wrapper.handle import load_wrapper
 from metaspider.deploy.cli import deploy_app
 from metaspider.deploy.control_vector import read_control_vector
-from metaspider.core.wrapper_runtime import NumpyRuntime
-from metaspider.core.wrapper_gguf import read_sidecar
+from metaspider.core.wrapper.runtime import NumpyRuntime
+from metaspider.core.wrapper.sidecar import read_sidecar
 from metaspider.errors import MetaspiderError
 
 

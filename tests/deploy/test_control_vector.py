@@ -5,7 +5,7 @@ import llama_cpp
 import numpy as np
 import pytest
 
-from metaspider.core.wrapper_numpy import NumpyWrapper
+from metaspider.core.wrapper.numpy_math import NumpyWrapper
 from metaspider.deploy.control_vector import (
     export_control_vector,
     model_hint,
@@ -13,8 +13,8 @@ from metaspider.deploy.control_vector import (
     read_control_vector,
     write_control_vector,
 )
-from metaspider.core.wrapper_runtime import NumpyRuntime
-from metaspider.core.wrapper_gguf import export_sidecar, read_sidecar
+from metaspider.core.wrapper.runtime import NumpyRuntime
+from metaspider.core.wrapper.sidecar import export_sidecar, read_sidecar
 from metaspider.errors import MetaspiderError
 from metaspider.loom.datasets import load_items, split_items, to_messages
 

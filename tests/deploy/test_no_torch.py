@@ -24,8 +24,10 @@ try:
 except ImportError:
     blocked = True
 
-from metaspider.core.backbone import SamplingParams
-from metaspider.core.pipeline import Pipeline, load_backbone, load_wrapper
+from metaspider.core.backbones.base import SamplingParams
+from metaspider.core.pipeline import Pipeline
+from metaspider.core.backbones import load_backbone
+from metaspider.core.wrapper.handle import load_wrapper
 from metaspider.deploy.cli import deploy_app
 
 backbone = load_backbone("smollm2-135m", "llama_cpp", n_ctx=512, n_threads=1)

@@ -4,7 +4,7 @@ import pytest
 from typer.testing import CliRunner
 
 from metaspider.deploy.cli import deploy_app
-from metaspider.core.wrapper_gguf import export_sidecar
+from metaspider.core.wrapper.sidecar import export_sidecar
 
 
 @pytest.mark.slow

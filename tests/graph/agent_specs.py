@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from metaspider.core.pipeline import SHIPPED_WRAPPERS, wrapper_folder
+from metaspider.core.wrapper.handle import SHIPPED_WRAPPERS, wrapper_folder
 from metaspider.errors import MetaspiderError
 
 REPO = Path(__file__).resolve().parents[2]

@@ -146,9 +146,9 @@ def random_wrapper(tmp_path_factory) -> Path:
     """An untrained wrapper shaped for the default model: enough to check which score the agent uses."""
     from random_wrappers import make_wrapper
 
-    from metaspider.core.model_files import fingerprint
-    from metaspider.core.registry import DEFAULT_MODEL, resolve
-    from metaspider.core.wrapper_config import WrapperConfig, default_layers
+    from metaspider.core.models.model_files import fingerprint
+    from metaspider.core.models.registry import DEFAULT_MODEL, resolve
+    from metaspider.core.wrapper.config import WrapperConfig, default_layers
 
     read, inject = default_layers(30)
     config = WrapperConfig(d_model=576, read_layers=read, inject_layers=inject, bottleneck=32, n_heads=2)

@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from metaspider.core.wrapper_config import WrapperConfig
-from metaspider.core.wrapper_file import CalibratedThreshold, WrapperManifest
+from metaspider.core.wrapper.config import WrapperConfig
+from metaspider.core.wrapper.folder import CalibratedThreshold, WrapperManifest
 from metaspider.errors import MetaspiderError
 from metaspider.graph.policy import Thresholds, decide, thresholds_for
 from metaspider.graph.spec import AgentSpec

@@ -12,7 +12,7 @@ import pytest
 from langchain_tests.integration_tests import ChatModelIntegrationTests
 
 from metaspider import MetaSpiderChatModel
-from metaspider.core.registry import DEFAULT_MODEL, resolve
+from metaspider.core.models.registry import DEFAULT_MODEL, resolve
 
 MODEL = os.environ.get("METASPIDER_TEST_MODEL", DEFAULT_MODEL)
 QUALITY_MODEL = "qwen2.5-coder-0.5b"

@@ -7,7 +7,7 @@ import shutil
 import pytest
 from typer.testing import CliRunner
 
-from metaspider.core.wrapper_file import load_manifest
+from metaspider.core.wrapper.folder import load_manifest
 from metaspider.loom.cli import loom_app
 from metaspider.loom.run_folder import RunFolder
 

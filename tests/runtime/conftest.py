@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from random_wrappers import make_wrapper
 
-from metaspider.core.model_files import fingerprint
-from metaspider.core.registry import DEFAULT_MODEL, resolve
-from metaspider.core.wrapper_config import WrapperConfig, default_layers
+from metaspider.core.models.model_files import fingerprint
+from metaspider.core.models.registry import DEFAULT_MODEL, resolve
+from metaspider.core.wrapper.config import WrapperConfig, default_layers
 
 
 @pytest.fixture(scope="session")

@@ -15,9 +15,9 @@ from langchain_core.tools import tool
 from pydantic import BaseModel, Field
 
 from metaspider import MetaSpiderChatModel
-from metaspider.core.backbone import SamplingParams
-from metaspider.core.pipeline import SHIPPED_WRAPPERS
-from metaspider.core.registry import DEFAULT_MODEL
+from metaspider.core.backbones.base import SamplingParams
+from metaspider.core.wrapper.handle import SHIPPED_WRAPPERS
+from metaspider.core.models.registry import DEFAULT_MODEL
 from metaspider.runtime import engine as engine_module
 from metaspider.runtime.engine import get_engine
 
@@ -178,7 +178,7 @@ def test_streamed_tool_call_is_not_leaked_as_content():
 
 
 def test_model_override_per_call_and_timeout():
-    from metaspider.core.registry import resolve
+    from metaspider.core.models.registry import resolve
 
     path = str(resolve(DEFAULT_MODEL))
     assert model(max_tokens=2).invoke(QUESTION, model=path).response_metadata["model_name"] == path
@@ -219,8 +219,8 @@ def test_json_schema_answer_streams_token_by_token_and_parses():
 
 
 def test_naming_the_wrappers_own_modifier_keeps_its_trained_bias():
-    from metaspider.core.wrapper_file import load_manifest
-    from metaspider.core.pipeline import wrapper_folder
+    from metaspider.core.wrapper.folder import load_manifest
+    from metaspider.core.wrapper.handle import wrapper_folder
     from metaspider.runtime.engine import get_engine
 
     trained = load_manifest(wrapper_folder("default", "smollm2-135m")).modifier

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from metaspider.core.registry import DEFAULT_MODEL, resolve
+from metaspider.core.models.registry import DEFAULT_MODEL, resolve
 from metaspider.errors import MetaspiderError
 from metaspider.runtime.constrained import FORBIDDEN, GrammarConstraint, json_object_grammar, schema_grammar, vocab_for
 

@@ -8,9 +8,9 @@ import json
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
-from metaspider.core.chat import render_chat
-from metaspider.core.model_files import CHATML_TEMPLATE, chat_template
-from metaspider.core.registry import GEMMA_CHAT_TEMPLATE, cached_path
+from metaspider.core.backbones.chat_template import render_chat
+from metaspider.core.models.model_files import CHATML_TEMPLATE, chat_template
+from metaspider.core.models.registry import GEMMA_CHAT_TEMPLATE, cached_path
 from metaspider.errors import MetaspiderError
 from metaspider.runtime.chat_model import normalize_tool_choice
 from metaspider.runtime.tool_calls import (

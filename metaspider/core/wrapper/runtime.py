@@ -14,11 +14,11 @@ import numpy as np
 
 from threadpoolctl import threadpool_limits
 
-from metaspider.core.backbone import Injection
-from metaspider.core.wrapper_config import WrapperConfig
-from metaspider.core.wrapper_file import WrapperManifest, check_fingerprint, load_manifest, load_weights_numpy
-from metaspider.core.wrapper_gguf import read_sidecar
-from metaspider.core.wrapper_numpy import NumpyWrapper
+from metaspider.core.backbones.base import Injection
+from metaspider.core.wrapper.config import WrapperConfig
+from metaspider.core.wrapper.folder import WrapperManifest, check_fingerprint, load_manifest, load_weights_numpy
+from metaspider.core.wrapper.sidecar import read_sidecar
+from metaspider.core.wrapper.numpy_math import NumpyWrapper
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ class TorchRuntime:
     def __init__(self, folder: Path, fingerprint: str):
         import torch
 
-        from metaspider.core.wrapper_file import load_torch_wrapper
+        from metaspider.core.wrapper.folder import load_torch_wrapper
 
         self._torch = torch
         self.wrapper, self.manifest = load_torch_wrapper(folder, fingerprint)

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import gguf
 
-from metaspider.core.pypi_files import sha256_of
-from metaspider.core.registry import MODELS, chat_template_override, models_dir
+from metaspider.core.models.pypi_fetch import sha256_of
+from metaspider.core.models.registry import MODELS, chat_template_override, models_dir
 from metaspider.errors import MetaspiderError
 
 CHATML_TEMPLATE = (

@@ -12,7 +12,7 @@ from itertools import combinations
 
 import numpy as np
 
-from metaspider.core.backbone import Backbone, Injection
+from metaspider.core.backbones.base import Backbone, Injection
 
 NEAR_TIE = 0.1
 PROMPTS = (
@@ -52,8 +52,8 @@ class DoctorReport:
 
 
 def run_doctor(model: str) -> DoctorReport:
-    from metaspider.core.llama_backbone import LlamaCppBackbone
-    from metaspider.core.torch_backbone import TorchBackbone
+    from metaspider.core.backbones.llama_cpp import LlamaCppBackbone
+    from metaspider.core.backbones.torch import TorchBackbone
 
     llama, llama_load = _timed(lambda: LlamaCppBackbone(model))
     torch_, torch_load = _timed(lambda: TorchBackbone(model))

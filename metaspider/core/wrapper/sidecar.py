@@ -20,9 +20,9 @@ import gguf
 import numpy as np
 from gguf import quants
 
-from metaspider.core.modifiers import Modifier
-from metaspider.core.wrapper_config import WrapperConfig
-from metaspider.core.wrapper_file import CalibratedThreshold, WrapperManifest, load_manifest, load_weights_numpy
+from metaspider.core.wrapper.modifiers import Modifier
+from metaspider.core.wrapper.config import WrapperConfig
+from metaspider.core.wrapper.folder import CalibratedThreshold, WrapperManifest, load_manifest, load_weights_numpy
 from metaspider.errors import MetaspiderError
 
 ARCHITECTURE = "metaspider"

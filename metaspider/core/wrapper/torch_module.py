@@ -13,7 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from metaspider.core.wrapper_config import WrapperConfig
+from metaspider.core.wrapper.config import WrapperConfig
 from metaspider.errors import MetaspiderError
 
 UP_INIT_STD = 1e-3

@@ -28,10 +28,10 @@ import llama_cpp
 import numpy as np
 from llama_cpp._internals import LlamaBatch, LlamaContext, LlamaModel
 
-from metaspider.core.backbone import Backbone, Injection, Priming, common_prefix
-from metaspider.core.ggml_tensors import TensorNames, read_rows, write_rows
-from metaspider.core.model_files import chat_template, fingerprint
-from metaspider.core.registry import resolve
+from metaspider.core.backbones.base import Backbone, Injection, Priming, common_prefix
+from metaspider.core.backbones.ggml_tensors import TensorNames, read_rows, write_rows
+from metaspider.core.models.model_files import chat_template, fingerprint
+from metaspider.core.models.registry import resolve
 from metaspider.errors import MetaspiderError
 
 _PREFIX = b"l_out-"

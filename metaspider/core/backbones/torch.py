@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from metaspider.core.backbone import Backbone, Injection, Priming, common_prefix
-from metaspider.core.model_files import chat_template, fingerprint
-from metaspider.core.registry import resolve
+from metaspider.core.backbones.base import Backbone, Injection, Priming, common_prefix
+from metaspider.core.models.model_files import chat_template, fingerprint
+from metaspider.core.models.registry import resolve
 from metaspider.errors import MetaspiderError
 
 _END_TOKENS = ("<|im_end|>", "<end_of_turn>", "<|endoftext|>", "<|eot_id|>", "<eos>", "</s>")

@@ -15,7 +15,7 @@ from typing import Protocol
 
 import numpy as np
 
-from metaspider.core.chat import Message, render_chat
+from metaspider.core.backbones.chat_template import Message, render_chat
 
 Injector = Callable[[int, "object", np.ndarray], "object"]
 """(layer, hidden [T, d], absolute positions [T]) → offsets [T, d] to add to that layer's output.

@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import safetensors.numpy
 
-from metaspider.core.modifiers import Modifier
-from metaspider.core.wrapper_config import WrapperConfig
+from metaspider.core.wrapper.modifiers import Modifier
+from metaspider.core.wrapper.config import WrapperConfig
 from metaspider.errors import MetaspiderError
 
 if TYPE_CHECKING:
-    from metaspider.core.wrapper import MetaWrapper
+    from metaspider.core.wrapper.torch_module import MetaWrapper
 
 FORMAT_VERSION = 1
 SUPPORTED_FORMAT_VERSIONS = (1,)
@@ -155,7 +155,7 @@ def load_torch_wrapper(folder: str | Path, expected_fingerprint: str | None = No
     """The trainable torch module, in eval mode, with the manifest. Checks the fingerprint when given."""
     import torch  # only here: the rest of this module serves the torch-free deploy path
 
-    from metaspider.core.wrapper import MetaWrapper
+    from metaspider.core.wrapper.torch_module import MetaWrapper
 
     manifest = load_manifest(folder)
     if expected_fingerprint is not None:

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import numpy as np
 from scipy.special import erf, expit
 
-from metaspider.core.wrapper_config import WrapperConfig
+from metaspider.core.wrapper.config import WrapperConfig
 from metaspider.errors import MetaspiderError
 
 LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default
