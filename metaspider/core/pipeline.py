@@ -13,7 +13,6 @@ from metaspider.core.backbones.base import Backbone, GenerationEnd, Injection, P
 from metaspider.core.backbones.chat_template import Message
 from metaspider.core.wrapper.modifiers import Modifier
 from metaspider.core.wrapper.runtime import Reading, WrapperRuntime
-from metaspider.errors import MetaspiderError
 
 
 @dataclass(frozen=True)
