@@ -42,12 +42,12 @@ def build_agent(
 ) -> CompiledStateGraph:
     """The graph for `spec`. `extra_tools` (your own LangChain tools) are offered for every question,
     after the spec's tools. Raises MetaspiderError for a model, wrapper or calibration that cannot be used."""
-    from metaspider.core.wrapper.handle import wrapper_folder
+    from metaspider.core.wrapper.handle import resolve_wrapper_path
     from metaspider.core.models.registry import resolve
 
     resolve(spec.model)
     if spec.wrapper is not None:
-        wrapper_folder(spec.wrapper, spec.model)
+        resolve_wrapper_path(spec.wrapper, spec.model)
     tools = agent_tools(spec.tools, build_tools(spec.tools))
     tools += [AgentTool(tool, always_applies) for tool in extra_tools or []]
     nodes = AgentNodes(spec, thresholds_for(spec), tools)

@@ -64,12 +64,12 @@ def run(
 def check_model_and_wrapper(agent_spec: AgentSpec, path: Path) -> None:
     """Fail before loading anything, and name the spec's field and line, when the model or the
     wrapper cannot be found (the spec's schema cannot know which files exist)."""
-    from metaspider.core.wrapper.handle import wrapper_folder
+    from metaspider.core.wrapper.handle import resolve_wrapper_path
     from metaspider.core.models.registry import resolve
 
     checks = [("model", lambda: resolve(agent_spec.model))]
     if agent_spec.wrapper is not None:
-        checks.append(("wrapper", lambda: wrapper_folder(agent_spec.wrapper, agent_spec.model)))
+        checks.append(("wrapper", lambda: resolve_wrapper_path(agent_spec.wrapper, agent_spec.model)))
     for field, check in checks:
         try:
             check()

@@ -40,16 +40,14 @@ def thresholds_for(spec: AgentSpec) -> Thresholds:
 
 def _calibrated_threshold(spec: AgentSpec) -> tuple[float, str]:
     """The most permissive calibrated threshold whose guarantee is at least as strict as asked."""
-    from metaspider.core.wrapper.handle import wrapper_folder
-    from metaspider.core.wrapper.folder import load_manifest
+    from metaspider.core.wrapper.handle import Wrapper
 
     max_risk, delta = spec.policy.max_risk, spec.policy.delta
     if spec.wrapper is None:
         raise MetaspiderError("policy.max_risk needs a wrapper (its calibration); the spec has wrapper: null")
-    folder = wrapper_folder(spec.wrapper, spec.model)
-    if folder.suffix == ".gguf":
-        raise MetaspiderError(f"policy.max_risk reads the calibration from a wrapper folder, not the sidecar {folder}")
-    calibrated = load_manifest(folder).calibrated
+    wrapper = Wrapper.open(spec.wrapper, spec.model)
+    folder = wrapper.source
+    calibrated = wrapper.manifest.calibrated
     fitting = [c for c in calibrated if c.max_risk <= max_risk and c.delta <= delta]
     if not fitting:
         available = ", ".join(f"max_risk {c.max_risk} (delta {c.delta})" for c in calibrated) or "none"

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +20,7 @@ from typing import Any
 import numpy as np
 import safetensors.numpy
 
+from metaspider.core.files import atomic_path, write_text_atomically
 from metaspider.errors import MetaspiderError
 
 RUN_FILE = "run.json"
@@ -126,9 +126,8 @@ class RunFolder:
         index = len(list(folder.glob("chunk-*.json")))
         stem = folder / f"chunk-{index:05d}"
         tensors = {name: np.ascontiguousarray(a) for name, a in arrays.items()}
-        tmp = stem.with_suffix(".safetensors.tmp")
-        safetensors.numpy.save_file(tensors, str(tmp))
-        os.replace(tmp, stem.with_suffix(".safetensors"))
+        with atomic_path(stem.with_suffix(".safetensors")) as tmp:
+            safetensors.numpy.save_file(tensors, str(tmp))
         write_text(stem.with_suffix(".json"), json.dumps(records, ensure_ascii=False) + "\n")
 
     def load(self, dataset: str, split: str, with_prefix: bool = False) -> Collected:
@@ -163,9 +162,5 @@ def dataset_key(dataset: str) -> str:
     return dataset
 
 
-def write_text(path: Path, text: str) -> None:
-    """Atomically, through a temporary file of this process: collects of different splits may run at
-    once into one run folder, and both write run.json."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+write_text = write_text_atomically
+"""Collects of different splits may run at once into one run folder, and both write run.json."""

@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from metaspider.core.wrapper.modifiers import Modifier
+from metaspider.core.wrapper.modifiers import Modifier, doubt
 from metaspider.core.wrapper.torch_module import MetaWrapper
 from metaspider.errors import MetaspiderError
 from metaspider.loom.frozen_tail import FrozenTail
@@ -165,7 +165,7 @@ def _injected_hidden(
     with torch.no_grad():
         tokens = wrapper.encode(torch.stack([ex.acts for ex in batch]))
         u = wrapper.calibrate(wrapper.confidence_logit(tokens))
-        u_mod = u / (u + (1 - u) * torch.exp(-biases))
+        u_mod = doubt(u, biases)
     memory = wrapper.memory(tokens, u_mod)
     steps = torch.arange(states.shape[1])[None] - decision[:, None]  # [B, T]: generated step of each position
     scale = ((steps >= 0).float() * wrapper.damping(steps.clamp(min=0))).unsqueeze(-1)

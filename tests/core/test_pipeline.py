@@ -4,7 +4,7 @@ import pytest
 
 from metaspider.core.backbones.base import SamplingParams
 from metaspider.core.pipeline import Pipeline
-from metaspider.core.wrapper.handle import load_wrapper, wrapper_folder
+from metaspider.core.wrapper.handle import load_wrapper, resolve_wrapper_path
 from metaspider.core.wrapper.folder import load_manifest
 from metaspider.loom.backbones import llama_backbone, torch_backbone
 from metaspider.loom.scoring import is_refusal
@@ -29,7 +29,7 @@ def shipped(llama):
 
 
 def test_the_default_wrapper_is_shipped_for_the_default_model():
-    manifest = load_manifest(wrapper_folder("default", MODEL))
+    manifest = load_manifest(resolve_wrapper_path("default", MODEL))
     assert manifest.base_model == MODEL and manifest.modifier.name == "doubter"
     assert "countries" in manifest.training_data["datasets"]
 

@@ -52,7 +52,7 @@ def test_prompt_independent_part_fixes_the_tokens_and_the_doubt(tiny_wrapper, tm
 def test_tokens_wrappers_and_block_zero_have_no_control_vector(model_wrapper, tmp_path):
     sidecar = export_sidecar(model_wrapper("tokens", "generated"), tmp_path / "t.gguf")
     with pytest.raises(MetaspiderError, match="only pooled wrappers"):
-        export_control_vector(sidecar, tmp_path / "cv.gguf")
+        export_control_vector(sidecar, tmp_path / "cv.gguf", [])
     with pytest.raises(MetaspiderError, match="start at block 1"):
         write_control_vector(tmp_path / "cv.gguf", {0: np.zeros(4, dtype=np.float32)}, "llama")
 
@@ -60,7 +60,8 @@ def test_tokens_wrappers_and_block_zero_have_no_control_vector(model_wrapper, tm
 def test_exported_vector_is_the_mean_pooled_offset_over_calibration_prompts(llama, model_wrapper, tmp_path):
     """V and Up are affine, so the vector at the mean cognitive token is the mean of the per-prompt offsets."""
     sidecar = export_sidecar(model_wrapper("pooled", "generated", up_std=0.05), tmp_path / "p.gguf", "f32")
-    path = export_control_vector(sidecar, tmp_path / "cv.gguf", u_mod=1.0, n_prompts=3, n_threads=1)
+    prompts = [to_messages(item) for item in split_items(load_items("countries"), "calib")]
+    path = export_control_vector(sidecar, tmp_path / "cv.gguf", prompts, u_mod=1.0, n_prompts=3, n_threads=1)
     runtime = NumpyRuntime(sidecar, llama.fingerprint)
     per_prompt = []
     for item in split_items(load_items("countries"), "calib")[:3]:

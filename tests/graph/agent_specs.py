@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from metaspider.core.wrapper.handle import SHIPPED_WRAPPERS, wrapper_folder
+from metaspider.core.wrapper.handle import SHIPPED_WRAPPERS, resolve_wrapper_path
 from metaspider.errors import MetaspiderError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -33,7 +33,7 @@ def write_spec(folder: Path, name: str = "agent.yaml", **fields) -> Path:
 
 def default_wrapper_shipped() -> bool:
     try:
-        wrapper_folder("default", next(iter(SHIPPED_WRAPPERS)))
+        resolve_wrapper_path("default", next(iter(SHIPPED_WRAPPERS)))
     except MetaspiderError:
         return False
     return True

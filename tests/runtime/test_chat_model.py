@@ -220,10 +220,10 @@ def test_json_schema_answer_streams_token_by_token_and_parses():
 
 def test_naming_the_wrappers_own_modifier_keeps_its_trained_bias():
     from metaspider.core.wrapper.folder import load_manifest
-    from metaspider.core.wrapper.handle import wrapper_folder
+    from metaspider.core.wrapper.handle import resolve_wrapper_path
     from metaspider.runtime.engine import get_engine
 
-    trained = load_manifest(wrapper_folder("default", "smollm2-135m")).modifier
+    trained = load_manifest(resolve_wrapper_path("default", "smollm2-135m")).modifier
     engine = get_engine("smollm2-135m")
     assert engine.pipeline("default", "doubter", None).modifier == trained
     assert engine.pipeline("default", "watchdog", None).modifier.name == "watchdog"

@@ -117,6 +117,8 @@ class Backbone(ABC):
 
     lock: threading.RLock
 
+    backend: str
+    """"llama_cpp" or "torch": which wrapper runtime (NumPy or Torch) runs on this backbone."""
     name: str
     n_layers: int
     d_model: int

@@ -13,6 +13,7 @@ from itertools import combinations
 import numpy as np
 
 from metaspider.core.backbones.base import Backbone, Injection
+from metaspider.core.numerics import cosine, row_cosines
 
 NEAR_TIE = 0.1
 PROMPTS = (
@@ -63,7 +64,7 @@ def run_doctor(model: str) -> DoctorReport:
     layers = spread_layers(llama.n_layers)
     acts_llama, llama_fwd = _timed(lambda: [llama.capture(ids, layers) for ids in ids_llama])
     acts_torch, torch_fwd = _timed(lambda: [torch_.capture(ids, layers) for ids in ids_llama])
-    cosines = [_cosine_rows(a[:, 0], b[:, 0]).min() for a, b in zip(acts_llama, acts_torch)]
+    cosines = [row_cosines(a[:, 0], b[:, 0]).min() for a, b in zip(acts_llama, acts_torch)]
     logits = [(llama.next_logits(ids), torch_.next_logits(ids)) for ids in ids_llama]
     agree = np.array([np.argmax(a) == np.argmax(b) for a, b in logits])
     clear = np.array([_margin(a) >= NEAR_TIE and _margin(b) >= NEAR_TIE for a, b in logits])
@@ -107,15 +108,7 @@ def _injection_cosine(llama: Backbone, torch_: Backbone, ids: list[int], layer: 
     via_hook = torch_.next_logits(ids, Injection(control={layer: offset}))
     via_callback = llama.next_logits(ids, Injection(injector=lambda _l, h, _p: np.broadcast_to(offset, h.shape), layers=(layer,)))
     via_control = llama.next_logits(ids, Injection(control={layer: offset}))
-    return min(_cosine(a, b) for a, b in combinations((via_hook, via_callback, via_control), 2))
-
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
-
-
-def _cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+    return min(cosine(a, b) for a, b in combinations((via_hook, via_callback, via_control), 2))
 
 
 def _timed(fn):

@@ -38,6 +38,11 @@ _PREFIX = b"l_out-"
 
 
 class LlamaCppBackbone(Backbone):
+    """A GGUF model on stock llama-cpp-python: reads layer outputs through the evaluation callback and
+    injects through it (tokens) or through a control vector (pooled), with no fork or patch of llama.cpp."""
+
+    backend = "llama_cpp"
+
     def __init__(self, model: str, n_ctx: int = 2048, n_threads: int | None = None, n_batch: int = 512):
         path = resolve(model)
         llama_cpp.llama_log_set(_silent_log, ctypes.c_void_p(0))

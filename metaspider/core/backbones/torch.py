@@ -23,6 +23,11 @@ _END_TOKENS = ("<|im_end|>", "<end_of_turn>", "<|endoftext|>", "<|eot_id|>", "<e
 
 
 class TorchBackbone(Backbone):
+    """A model on transformers (a Hugging Face folder, or a GGUF file dequantised so training sees the weights
+    llama.cpp deploys): forward hooks read layer outputs and add the injection; the backbone training uses."""
+
+    backend = "torch"
+
     def __init__(self, model: str, n_threads: int | None = None):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 

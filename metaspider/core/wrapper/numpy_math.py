@@ -13,7 +13,6 @@ import numpy as np
 from scipy.special import erf, expit
 
 from metaspider.core.wrapper.config import WrapperConfig
-from metaspider.errors import MetaspiderError
 
 LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default
 
@@ -120,15 +119,5 @@ class NumpyWrapper:
 
 
 def _checked_weights(weights: Mapping[str, np.ndarray], config: WrapperConfig) -> dict[str, np.ndarray]:
-    expected = config.weight_shapes()
-    missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
-    if missing or unexpected:
-        raise MetaspiderError(
-            f"wrapper weights do not match the wrapper config: missing {missing[:5]}"
-            f"{' ...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}"
-        )
-    wrong = [f"{n} {tuple(weights[n].shape)} != {s}" for n, s in expected.items() if tuple(weights[n].shape) != s]
-    if wrong:
-        raise MetaspiderError(f"wrapper weights have the wrong shape: {'; '.join(wrong[:5])}")
-    return {name: np.ascontiguousarray(weights[name], dtype=np.float32) for name in expected}
+    config.check_weights(weights, "wrapper weights")
+    return {name: np.ascontiguousarray(weights[name], dtype=np.float32) for name in config.weight_shapes()}

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-
 from threadpoolctl import threadpool_limits
 
 from metaspider.core.backbones.base import Injection
 from metaspider.core.wrapper.config import WrapperConfig
-from metaspider.core.wrapper.folder import WrapperManifest, check_fingerprint, load_manifest, load_weights_numpy
-from metaspider.core.wrapper.sidecar import read_sidecar
+from metaspider.core.wrapper.folder import WrapperManifest
 from metaspider.core.wrapper.numpy_math import NumpyWrapper
+
+if TYPE_CHECKING:
+    from metaspider.core.wrapper.torch_module import MetaWrapper
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class Reading:
 
 
 class WrapperRuntime(Protocol):
+    """What the pipeline needs from a wrapper at inference time, whichever array library runs it."""
+
     config: WrapperConfig
     manifest: WrapperManifest
 
@@ -51,16 +54,24 @@ class NumpyRuntime:
     wide, and OpenBLAS's worker threads spin against llama.cpp's on the same cores (measured on 2 busy
     cores: 13 ms per 576×128 product instead of 0.1 ms; tokens-mode decode 5× slower)."""
 
-    def __init__(self, source: Path, fingerprint: str):
+    def __init__(self, source: str | Path, fingerprint: str):
+        from metaspider.core.wrapper.handle import Wrapper
+
+        wrapper = Wrapper.open(source)
+        wrapper.check_fingerprint(fingerprint)
+        self._build(wrapper.manifest, wrapper.weights)
+
+    @classmethod
+    def from_parts(cls, manifest: WrapperManifest, weights: dict[str, np.ndarray]) -> NumpyRuntime:
+        """A runtime over weights already read (by `Wrapper.open`), without touching files again."""
+        runtime = cls.__new__(cls)
+        runtime._build(manifest, weights)
+        return runtime
+
+    def _build(self, manifest: WrapperManifest, weights: dict[str, np.ndarray]) -> None:
         threadpool_limits(1, user_api="blas")
-        source = Path(source)
-        if source.suffix == ".gguf":
-            sidecar = read_sidecar(source)
-            self.manifest, weights = sidecar.manifest, sidecar.weights
-        else:
-            self.manifest, weights = load_manifest(source), load_weights_numpy(source)
-        check_fingerprint(self.manifest, fingerprint, source)
-        self.config = self.manifest.config
+        self.manifest = manifest
+        self.config = manifest.config
         self.wrapper = NumpyWrapper(weights, self.config)
 
     def read(self, acts: np.ndarray) -> Reading:
@@ -80,14 +91,28 @@ class NumpyRuntime:
 
 
 class TorchRuntime:
-    def __init__(self, folder: Path, fingerprint: str):
+    """The wrapper at inference time on a Torch backbone: the trained `MetaWrapper` with gradients off."""
+
+    def __init__(self, folder: str | Path, fingerprint: str):
+        from metaspider.core.wrapper.handle import Wrapper
+
+        wrapper = Wrapper.open(folder)
+        wrapper.check_fingerprint(fingerprint)
+        self._build(wrapper.manifest, wrapper.torch_module())
+
+    @classmethod
+    def from_parts(cls, manifest: WrapperManifest, module: MetaWrapper) -> TorchRuntime:
+        """A runtime over a module already built (by `Wrapper.torch_module`)."""
+        runtime = cls.__new__(cls)
+        runtime._build(manifest, module)
+        return runtime
+
+    def _build(self, manifest: WrapperManifest, module: MetaWrapper) -> None:
         import torch
 
-        from metaspider.core.wrapper.folder import load_torch_wrapper
-
         self._torch = torch
-        self.wrapper, self.manifest = load_torch_wrapper(folder, fingerprint)
-        self.config = self.manifest.config
+        self.wrapper, self.manifest = module, manifest
+        self.config = manifest.config
 
     def read(self, acts: np.ndarray) -> Reading:
         with self._torch.no_grad():

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from metaspider.core.numerics import fit_platt
 from metaspider.core.wrapper.config import WrapperConfig
 from metaspider.errors import MetaspiderError
 
@@ -139,21 +140,10 @@ class MetaWrapper(nn.Module):
                 f"cannot calibrate: the calibration split ({wrong.numel()} items) holds only "
                 f"{'wrong' if wrong[0] else 'correct'} answers; it needs both"
             )
-        a = torch.ones(1, dtype=torch.float64, requires_grad=True)
-        b = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-        optimizer = torch.optim.LBFGS([a, b], max_iter=200, line_search_fn="strong_wolfe")
-
-        def closure() -> Tensor:
-            optimizer.zero_grad()
-            loss = F.binary_cross_entropy_with_logits(a * logits + b, wrong)
-            loss.backward()
-            return loss
-
-        with torch.enable_grad():
-            optimizer.step(closure)
-        self.calib_a.fill_(a.item())
-        self.calib_b.fill_(b.item())
-        return a.item(), b.item()
+        a, b = fit_platt(logits.numpy(), wrong.numpy())
+        self.calib_a.fill_(a)
+        self.calib_b.fill_(b)
+        return a, b
 
     def memory(self, tokens: Tensor, u_mod: Tensor) -> Tensor:
         """Cognitive tokens [B, R, d] plus the doubt token for u' [B] → memory [B, R+1, d], or [B, 1, d]
