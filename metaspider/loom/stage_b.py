@@ -106,8 +106,10 @@ def train_stage_b(
         [{"params": others, "lr": settings.lr}, {"params": gates, "lr": settings.lr * settings.gate_lr_scale}],
         weight_decay=settings.weight_decay,
     )
-    batches_per_epoch = math.ceil(len(train) / settings.batch_size)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine(settings.epochs * batches_per_epoch, settings.warmup))
+    from transformers import get_cosine_schedule_with_warmup
+
+    total_steps = settings.epochs * math.ceil(len(train) / settings.batch_size)
+    schedule = get_cosine_schedule_with_warmup(optimizer, max(1, round(settings.warmup * total_steps)), total_steps)
     generator = torch.Generator().manual_seed(settings.seed)
     trainable = head_parameters(wrapper)
     with _only(wrapper, trainable):
@@ -203,18 +205,6 @@ def _pad(batch: list[_Example]) -> tuple[Tensor, Tensor, Tensor]:
         states[i, : len(ex.states)] = ex.states
         labels[i, : len(ex.labels)] = ex.labels
     return states, labels, torch.tensor([ex.decision for ex in batch])
-
-
-def _cosine(total_steps: int, warmup: float) -> Callable[[int], float]:
-    warm = max(1, round(warmup * total_steps))
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        progress = (step - warm) / max(1, total_steps - warm)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
 
 
 def _snapshot(wrapper: MetaWrapper) -> dict[str, Tensor]:

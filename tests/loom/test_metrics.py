@@ -5,6 +5,7 @@ import pytest
 from sklearn.metrics import brier_score_loss, roc_auc_score
 
 from metaspider.loom import metrics
+from metaspider.loom.report import risk_coverage_plot
 
 # Hand-computed case: four items, the third one wrong.
 U = [0.1, 0.2, 0.3, 0.4]
@@ -101,5 +102,5 @@ def test_mismatched_lengths_raise():
 
 def test_risk_coverage_plot_writes_a_png(tmp_path):
     curves = {"msp": metrics.risk_coverage_curve(U, CORRECT), "wrapper": ([0.5, 1.0], [0.1, 0.2])}
-    path = metrics.risk_coverage_plot(curves, tmp_path / "plots" / "rc.png")
+    path = risk_coverage_plot(curves, tmp_path / "plots" / "rc.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
