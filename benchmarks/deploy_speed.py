@@ -24,7 +24,6 @@ import os
 import platform
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from metaspider.core.backbones.base import GenerationEnd, SamplingParams, TokenOut
@@ -119,8 +118,8 @@ def _sidecars(folder: Path, tmp: Path) -> dict[str, Path]:
     sidecars = {}
     for mode in MODES:
         injection, positions = mode.split("_")
-        config = replace(manifest.config, injection=injection, positions=positions)
-        sidecars[mode] = write_sidecar(tmp / f"{mode}.gguf", replace(manifest, config=config), weights, mode)
+        config = manifest.config.replace(injection=injection, positions=positions)
+        sidecars[mode] = write_sidecar(tmp / f"{mode}.gguf", manifest.replace(config=config), weights, mode)
     return sidecars
 
 

@@ -10,6 +10,7 @@ from rich.console import Console
 from rich.table import Table
 
 from metaspider.core.models.registry import DEFAULT_MODEL, MODELS, cached_path, pull
+from metaspider.core.names import BACKENDS
 
 models_app = typer.Typer(help="List and fetch models.", no_args_is_help=True)
 console = Console()
@@ -67,7 +68,7 @@ def doctor(
 
 def chat(
     model: ModelOption = DEFAULT_MODEL,
-    backend: Annotated[str, typer.Option(help="llama_cpp or torch.")] = "llama_cpp",
+    backend: Annotated[str, typer.Option(help=" or ".join(BACKENDS) + ".")] = "llama_cpp",
     wrapper: Annotated[Optional[str], typer.Option(help="A wrapper folder, 'default', or none.")] = None,
     max_tokens: Annotated[int, typer.Option(help="Tokens per answer.")] = 256,
     system: Annotated[Optional[str], typer.Option(help="System prompt.")] = None,

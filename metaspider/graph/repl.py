@@ -12,17 +12,18 @@ from langchain_core.messages import HumanMessage
 from rich.console import Console
 from rich.text import Text
 
+from metaspider.core.names import MODIFIER_NAMES
 from metaspider.graph.builder import AgentSession, TurnResult, new_thread_id
 from metaspider.graph.policy import Thresholds
 from metaspider.graph.spec import AgentSpec
 from metaspider.graph.state import OUTCOME_LABELS
 
 BAR_WIDTH = 24
-MODIFIERS = ("watchdog", "doubter", "none")
+MODIFIERS = MODIFIER_NAMES
 STREAMED_NODES = {"answer", "escalate"}
-HELP = """\
+HELP = f"""\
 /gain X          injection gain for the next answers (1 = as trained, 0 = bare model)
-/modifier NAME   watchdog | doubter | none
+/modifier NAME   {" | ".join(MODIFIER_NAMES)}
 /why             the numbers behind the last decision
 /thread [ID]     show the thread, or switch to thread ID
 /reset           start a new thread

@@ -12,10 +12,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from metaspider.core.names import Backend, ModifierName
 from metaspider.errors import MetaspiderError
 from metaspider.tools.specs import SpecPath, ToolSpec
 
-Backend = Literal["llama_cpp", "torch"]
 Probability = Annotated[float, Field(ge=0, le=1)]
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer briefly and exactly."
@@ -80,7 +80,7 @@ class AgentSpec(_SpecModel):
     model: str
     backend: Backend = "llama_cpp"
     wrapper: str | None = "default"
-    modifier: Literal["watchdog", "doubter"] | None = None
+    modifier: ModifierName | None = None
     gain: float = 1.0
     policy: Policy
     tools: list[ToolSpec] = []

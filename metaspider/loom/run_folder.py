@@ -19,17 +19,21 @@ from typing import Any
 
 import numpy as np
 import safetensors.numpy
+from pydantic import ConfigDict
 
 from metaspider.core.files import atomic_path, write_text_atomically
+from metaspider.core.schema import Schema
 from metaspider.errors import MetaspiderError
 
 RUN_FILE = "run.json"
 WRAPPER_DIR = "wrapper"
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """What every collect into one run must agree on: the base model and the layers read."""
+class RunConfig(Schema):
+    """What every collect into one run must agree on: the base model and the layers read (run.json)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    _title = "run config"
 
     model: str
     fingerprint: str
@@ -40,23 +44,13 @@ class RunConfig:
     one), or None when the run only evaluates an existing wrapper."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "fingerprint": self.fingerprint,
-            "read_layers": list(self.read_layers),
-            "inject_layers": list(self.inject_layers),
-            "prefix_layer": self.prefix_layer,
-        }
+        """The run.json layout."""
+        return self.model_dump(mode="json")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        return cls(
-            model=str(data["model"]),
-            fingerprint=str(data["fingerprint"]),
-            read_layers=tuple(data["read_layers"]),
-            inject_layers=tuple(data["inject_layers"]),
-            prefix_layer=data["prefix_layer"],
-        )
+        """Validate run.json's content; errors name the field."""
+        return cls.parse(data)
 
 
 @dataclass
@@ -95,7 +89,7 @@ class RunFolder:
             raise MetaspiderError(f"{self.path} is not a metaloom run folder (no {RUN_FILE}); run `metaloom collect` first")
         try:
             return RunConfig.from_dict(json.loads(file.read_text(encoding="utf-8")))
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        except (json.JSONDecodeError, MetaspiderError) as exc:
             raise MetaspiderError(f"{file} is malformed: {exc}") from exc
 
     def has_config(self) -> bool:

@@ -5,7 +5,7 @@ stage, so stage B can be rerun on its own."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -71,7 +71,7 @@ def train(run: RunFolder, stage: str = "all", epochs: int | None = None, threads
     stage_b = None
     if need_prefix:
         manifest, stage_b = _stage_b(run, wrapper, manifest, train_data, val_data, epochs, threads)
-        manifest = replace(manifest, training_data={**manifest.training_data, "stage_b": stage_b})
+        manifest = manifest.replace(training_data={**manifest.training_data, "stage_b": stage_b})
         save_wrapper(run.wrapper_dir, wrapper.state_dict(), manifest)
     return TrainSummary(
         stages=("a", "b") if stage == "all" else (stage,),
@@ -189,7 +189,7 @@ def _stage_b(run, wrapper, manifest, train_data, val_data, epochs, threads) -> d
     # The heads refuse when u' >= 1/2: this bias puts that point at the read-only threshold.
     bias = round(math.log((1 - manifest.answer_below) / manifest.answer_below), 2)
     scan = doubter_bias_scan(wrapper, tail, val_examples, val_data.labels("correct"), refusal_start, (*BIAS_GRID, bias))
-    manifest = replace(manifest, modifier=Modifier("doubter", bias))
+    manifest = manifest.replace(modifier=Modifier("doubter", bias))
     save_wrapper(run.wrapper_dir, wrapper.state_dict(), manifest)
     return manifest, {
         "doubter_bias_scan": scan,

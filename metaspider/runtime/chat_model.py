@@ -31,6 +31,7 @@ from langchain_core.utils.function_calling import convert_to_json_schema, conver
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import Field
 
+from metaspider.core.names import Backend, ModifierName
 from metaspider.errors import MetaspiderError
 from metaspider.runtime.engine import Engine, get_engine
 from metaspider.runtime.tool_calls import (
@@ -62,10 +63,10 @@ class MetaSpiderChatModel(BaseChatModel):
 
     model: str = "smollm2-135m"
     """A registry name (`metaspider models list`) or a path to a GGUF file or Hugging Face folder."""
-    backend: Literal["llama_cpp", "torch"] = "llama_cpp"
+    backend: Backend = "llama_cpp"
     wrapper: str | None = None
     """A wrapper folder, "default" for the one shipped for `model`, or None for the bare model."""
-    modifier: Literal["watchdog", "doubter", "none"] | None = None
+    modifier: ModifierName | None = None
     """None: the wrapper's own default."""
     gain: float | None = None
     """Injection gain; None: the wrapper's own default (1 = as trained, 0 = the bare model)."""

@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from metaspider.core.names import BACKENDS
 from metaspider.errors import MetaspiderError
 
 if TYPE_CHECKING:
@@ -19,7 +20,6 @@ if TYPE_CHECKING:
     from metaspider.core.wrapper.runtime import WrapperRuntime
     from metaspider.runtime.constrained import GrammarConstraint
 
-BACKENDS = ("llama_cpp", "torch")
 
 
 class Engine:
@@ -52,8 +52,8 @@ class Engine:
     def pipeline(self, wrapper: str | None, modifier: str | None, gain: float | None) -> Pipeline:
         """Cheap per request: the backbone and wrapper are loaded once and shared. A modifier named like
         the wrapper's own keeps the bias it was trained with: the Doubter's bias is where it refuses."""
-        from metaspider.core.wrapper.modifiers import Modifier
         from metaspider.core.pipeline import Pipeline
+        from metaspider.core.wrapper.modifiers import Modifier
 
         runtime = self._wrapper(wrapper) if wrapper is not None else None
         trained = runtime.manifest.modifier if runtime is not None else None
