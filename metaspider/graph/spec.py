@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from metaspider.core.names import Backend, ModifierName
@@ -116,6 +123,13 @@ def load_spec(path: Path | str) -> AgentSpec:
         return AgentSpec.model_validate(data, context={"spec_dir": path.resolve().parent})
     except ValidationError as exc:
         raise MetaspiderError(_describe_errors(path, root, exc)) from None
+
+
+def line_of(path: Path, field: str) -> int:
+    """The 1-based line of a (dotted) field of a spec file: errors found after validation (a wrapper or model
+    that does not exist) point at their line like schema errors do."""
+    _, root = _parse_yaml(path, path.read_text(encoding="utf-8"))
+    return _locate(root, tuple(field.split(".")))[0] if root is not None else 1
 
 
 def _parse_yaml(path: Path, text: str) -> tuple[object, yaml.Node | None]:
