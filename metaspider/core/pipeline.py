@@ -8,12 +8,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 from metaspider.core.backbones.base import Backbone, GenerationEnd, Injection, Priming, SamplingParams, TokenOut
 from metaspider.core.backbones.chat_template import Message
+from metaspider.core.wrapper.handle import Wrapper, load_wrapper
 from metaspider.core.wrapper.modifiers import Modifier
 from metaspider.core.wrapper.runtime import Reading, WrapperRuntime
-from metaspider.errors import MetaspiderError
 
 
 @dataclass(frozen=True)
@@ -55,16 +56,23 @@ class Result:
 
 
 class Pipeline:
+    """A backbone with (optionally) a wrapper: `assess` runs pass 1 and gives u and the decision, `stream`/`run`
+    generate pass 2 with the injection. The modifier, gain and answer threshold default to the wrapper's
+    manifest. `wrapper` is a runtime, or anything `load_wrapper` opens: a folder, a sidecar, "default" or a
+    `Wrapper` (loaded for this backbone, fingerprint checked)."""
+
     def __init__(
         self,
         backbone: Backbone,
-        wrapper: WrapperRuntime | None = None,
+        wrapper: WrapperRuntime | Wrapper | str | Path | None = None,
         modifier: Modifier | None = None,
         gain: float | None = None,
         threshold: float | None = None,
     ):
+        if isinstance(wrapper, (str, Path, Wrapper)):
+            wrapper = load_wrapper(backbone, wrapper)
         self.backbone = backbone
-        self.wrapper = wrapper
+        self.wrapper: WrapperRuntime | None = wrapper
         manifest = wrapper.manifest if wrapper else None
         self.modifier = modifier or (manifest.modifier if manifest else None)
         self.gain = gain if gain is not None else (manifest.gain if manifest else 1.0)
