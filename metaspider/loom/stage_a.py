@@ -1,7 +1,7 @@
 """Stage A: the encoder and the confidence head learn P(wrong) from cached activations alone.
 
 No base-model forward pass: a few epochs of binary cross-entropy on [N, R, d] arrays, minutes on a CPU.
-The seed needed this pre-training before the injection would converge at all."""
+Stage B's injection converges only from a wrapper whose u already means something, so this comes first."""
 
 from __future__ import annotations
 

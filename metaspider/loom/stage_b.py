@@ -43,7 +43,8 @@ class StageBSettings:
     clip: float = 1.0
     batch_size: int = 8
     epochs: int = 5
-    """More than the seed's 2: a few hundred questions, not thousands; early stopping keeps the best."""
+    """Several epochs because the data sets are a few hundred questions, not thousands; early stopping keeps
+    the best."""
     seed: int = 0
 
 

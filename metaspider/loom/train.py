@@ -47,7 +47,8 @@ class TrainSummary:
 
 
 def default_bottleneck(d_model: int) -> int:
-    """d/16 as in the seed (256 for 4k-wide models, 128 for 2k), at least 64 for small models."""
+    """d/16 (256 for 4k-wide models, 128 for 2k), at least 64 for small models: a bottleneck that keeps the
+    wrapper a few percent of the base model."""
     return max(64, d_model // 16)
 
 

@@ -24,8 +24,9 @@ GEMMA_CHAT_TEMPLATE = (
     "{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
 )
-"""Gemma's documented turn format. System messages have no turn of their own in Gemma; we fold them
-into the first user turn (see `_fold_system` in chat.py), as Google's own template does."""
+"""Gemma's documented turn format (user and model turns). System messages have no turn of their own in
+Gemma; this template renders none: the `set content` for a system message does not outlive its loop
+iteration, so a system prompt is dropped rather than folded into the first user turn."""
 
 
 @dataclass(frozen=True)

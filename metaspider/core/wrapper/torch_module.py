@@ -1,8 +1,8 @@
 """The wrapper in torch: encoder → cognitive tokens → confidence → doubt token → meta-attention offsets.
 
-One module serves training and Torch inference. There is no dropout anywhere: the seed left dropout on at
-inference, and the simplest way never to repeat that is not to have it. `wrapper_numpy.py` is the same
-math for deployment without torch; keep both in step (tests compare them).
+One module serves training and Torch inference. There is no dropout anywhere, so training mode can never
+leak into inference. `numpy_math.py` is the same math for deployment without torch; keep both in step
+(tests compare them).
 """
 
 from __future__ import annotations
