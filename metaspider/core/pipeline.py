@@ -31,6 +31,7 @@ class Uncertainty:
     gain: float
 
     def as_dict(self) -> dict:
+        """The JSON form the chat model puts into `response_metadata["uncertainty"]`."""
         return asdict(self)
 
 
@@ -49,6 +50,7 @@ class Assessment:
 
 @dataclass
 class Result:
+    """A whole pass 2: the text, the uncertainty from pass 1, why generation ended, and every token."""
     text: str
     uncertainty: Uncertainty
     end: GenerationEnd
@@ -79,6 +81,8 @@ class Pipeline:
         self.threshold = threshold if threshold is not None else (manifest.answer_below if manifest else None)
 
     def assess(self, messages: list[Message], tools: list[dict] | None = None) -> Assessment:
+        """Pass 1: the prompt's ids, u and the decision, and the injection pass 2 will use. Without a wrapper, only
+        the ids (u comes from the generated tokens' probabilities instead)."""
         ids = self.backbone.chat_ids(messages, tools)
         if self.wrapper is None:
             return Assessment(ids, None, self._uncertainty(None))
@@ -118,6 +122,7 @@ class Pipeline:
         return self.wrapper.injection(reading, float(u_mod), self.gain, decision_point)
 
     def run(self, messages: list[Message], params: SamplingParams, tools: list[dict] | None = None) -> Result:
+        """Pass 1 and pass 2 to the end: the reply text with its uncertainty."""
         assessment = self.assess(messages, tools)
         tokens: list[TokenOut] = []
         end: GenerationEnd | None = None

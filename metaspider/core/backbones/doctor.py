@@ -32,6 +32,8 @@ PROMPTS = (
 
 @dataclass
 class DoctorReport:
+    """What `metaspider doctor` measures: whether both backbones tokenize alike, how close their layer outputs,
+    next tokens and injections are, and how long each takes to load and run."""
     model: str
     n_layers: int
     d_model: int
@@ -49,10 +51,13 @@ class DoctorReport:
     forward_seconds: dict[str, float]
 
     def as_dict(self) -> dict:
+        """The JSON form `metaspider doctor --json` prints."""
         return asdict(self)
 
 
 def run_doctor(model: str) -> DoctorReport:
+    """Load `model` on both backbones and measure their parity: the check that a wrapper trained on Torch means the
+    same on llama.cpp."""
     from metaspider.core.backbones.llama_cpp import LlamaCppBackbone
     from metaspider.core.backbones.torch import TorchBackbone
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -57,12 +56,15 @@ class TorchBackbone(Backbone):
         self._positions = np.zeros(0, dtype=np.int64)
 
     def tokenize(self, text: str) -> list[int]:
+        """Text to ids with special tokens parsed and no BOS added, as the llama.cpp backbone does."""
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def detokenize(self, ids: Sequence[int]) -> str:
+        """Ids to text, special tokens kept and no clean-up, so text round-trips exactly."""
         return self.tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
     def is_end_of_generation(self, token_id: int) -> bool:
+        """Whether this token is one of the model's end-of-turn ids."""
         return token_id in self._end_ids
 
     def capture(
@@ -177,6 +179,7 @@ class TorchBackbone(Backbone):
         return n
 
     def reset(self) -> None:
+        """Forget the cached prefix."""
         self._cache, self._cached = None, []
 
     def _finish(self, injection: Injection | None) -> None:

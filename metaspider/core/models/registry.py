@@ -31,6 +31,8 @@ iteration, so a system prompt is dropped rather than folded into the first user 
 
 @dataclass(frozen=True)
 class ModelEntry:
+    """One registry model: its name, architecture, size, where its GGUF comes from (PyPI parts, checksum pinned)
+    and, where the file's own template is wrong, the chat template to use."""
     name: str
     architecture: str
     size_bytes: int
@@ -41,10 +43,12 @@ class ModelEntry:
 
     @property
     def filename(self) -> str:
+        """The file name in the model cache."""
         return f"{self.name}.gguf"
 
     @property
     def source_label(self) -> str:
+        """The source for `metaspider models list`: the PyPI package, or the first of its parts."""
         packages = [p.package for p in self.source.parts]
         return packages[0] if len(packages) == 1 else f"{packages[0]} … ({len(packages)} parts)"
 
@@ -112,14 +116,17 @@ MODELS: dict[str, ModelEntry] = {
 
 
 def models_dir() -> Path:
+    """The cache folder for model files (under `METASPIDER_HOME`)."""
     return cache_dir() / "models"
 
 
 def cached_path(name: str) -> Path:
+    """Where registry model `name` is (or will be) cached."""
     return models_dir() / entry_for(name).filename
 
 
 def entry_for(name: str) -> ModelEntry:
+    """The registry entry of `name`; an unknown name lists the known ones."""
     if name not in MODELS:
         raise _unknown_model(name)
     return MODELS[name]
@@ -149,6 +156,7 @@ def resolve(name_or_path: str, quiet: bool = False) -> Path:
 
 
 def chat_template_override(name_or_path: str) -> str | None:
+    """The registry's chat template for a model whose own file lacks a usable one, else None."""
     entry = MODELS.get(name_or_path)
     return entry.chat_template if entry else None
 

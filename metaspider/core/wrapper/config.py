@@ -70,9 +70,11 @@ class WrapperConfig(Schema):
         missing = sorted(set(expected) - set(weights))
         unexpected = sorted(set(weights) - set(expected))
         if missing or unexpected:
+            more_missing = " ..." if len(missing) > 5 else ""
+            more_unexpected = " ..." if len(unexpected) > 5 else ""
             raise MetaspiderError(
-                f"{where}: the weights do not match the wrapper config: missing {missing[:5]}"
-                f"{' ...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}"
+                f"{where}: the weights do not match the wrapper config: missing {missing[:5]}{more_missing}, "
+                f"unexpected {unexpected[:5]}{more_unexpected}"
             )
         wrong = [
             f"{name} {tuple(shape)} != {expected[name]}"

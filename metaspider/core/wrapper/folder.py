@@ -114,6 +114,7 @@ def save_wrapper(folder: str | Path, state: dict[str, Any], manifest: WrapperMan
 
 
 def load_manifest(folder: str | Path) -> WrapperManifest:
+    """Read and validate a wrapper folder's manifest.json; every problem is a MetaspiderError naming the file."""
     path = Path(folder) / MANIFEST_FILE
     if not path.is_file():
         raise MetaspiderError(f"wrapper manifest not found: {path} (is {folder} a wrapper folder?)")
@@ -134,6 +135,7 @@ def load_manifest(folder: str | Path) -> WrapperManifest:
 
 
 def load_weights_numpy(folder: str | Path) -> dict[str, np.ndarray]:
+    """Read a wrapper folder's float32 weights without torch; a damaged or non-float32 file is refused by name."""
     path = Path(folder) / WEIGHTS_FILE
     if not path.is_file():
         raise MetaspiderError(f"wrapper weights not found: {path}")

@@ -23,17 +23,21 @@ def gelu(x: np.ndarray) -> np.ndarray:
 
 
 def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """LayerNorm over the last axis with torch's epsilon, so NumPy and Torch wrappers agree."""
     mean = x.mean(axis=-1, keepdims=True)
     var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
     return (x - mean) / np.sqrt(var + LAYER_NORM_EPS) * weight + bias
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Numerically stable softmax."""
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
 
 
 class NumpyWrapper:
+    """The wrapper's inference math in NumPy, weight for weight the same as `MetaWrapper`: it lets llama.cpp
+    serve a wrapper without torch."""
     def __init__(self, weights: Mapping[str, np.ndarray], config: WrapperConfig) -> None:
         self.config = config
         self.w = _checked_weights(weights, config)
@@ -58,6 +62,7 @@ class NumpyWrapper:
         return self._norm("shared_norm", self._linear("shared_out", gelu(self._linear("shared_in", x))))
 
     def confidence_logit(self, tokens: np.ndarray) -> float:
+        """The confidence head's logit from the cognitive tokens [R, d] (attention pooling, then an MLP)."""
         scores = tokens @ self.w["confidence.query"] / math.sqrt(tokens.shape[-1])  # [R]
         pooled = softmax(scores) @ tokens  # [d]
         hidden = gelu(self._linear("confidence.hidden", pooled))
@@ -69,6 +74,7 @@ class NumpyWrapper:
         return self.calibrate(self.confidence_logit(tokens)), tokens
 
     def calibrate(self, logit: float) -> float:
+        """u = sigmoid(a · logit + b) with the Platt parameters stored in the weights."""
         return float(expit(self.w["calib_a"][0] * logit + self.w["calib_b"][0]))
 
     def memory(self, tokens: np.ndarray, u_mod: float) -> np.ndarray:
@@ -80,6 +86,7 @@ class NumpyWrapper:
         return memory
 
     def damping(self, steps: np.ndarray) -> np.ndarray:
+        """The injection's scale at each generated step (1 when damping is off)."""
         floor, tau = self.config.damping_floor, self.config.damping_tau
         return (floor + (1 - floor) * np.exp(-np.asarray(steps, dtype=np.float64) / tau)).astype(np.float32)
 

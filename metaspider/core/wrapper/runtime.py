@@ -36,9 +36,11 @@ class WrapperRuntime(Protocol):
     config: WrapperConfig
     manifest: WrapperManifest
 
-    def read(self, acts: np.ndarray) -> Reading: ...
+    def read(self, acts: np.ndarray) -> Reading:
+        """Pass 1's activations [R, d] at the decision point → u and the cognitive tokens."""
 
-    def injection(self, reading: Reading, u_mod: float, gain: float, decision_point: int) -> Injection: ...
+    def injection(self, reading: Reading, u_mod: float, gain: float, decision_point: int) -> Injection:
+        """What pass 2 adds, for u' (after the modifier) and the gain."""
 
 
 def inject_from(config: WrapperConfig, decision_point: int) -> int:
@@ -75,10 +77,12 @@ class NumpyRuntime:
         self.wrapper = NumpyWrapper(weights, self.config)
 
     def read(self, acts: np.ndarray) -> Reading:
+        """Pass 1's activations [R, d] at the decision point → u and the cognitive tokens."""
         u, tokens = self.wrapper.uncertainty(acts)
         return Reading(float(u), tokens)
 
     def injection(self, reading: Reading, u_mod: float, gain: float, decision_point: int) -> Injection:
+        """A control vector (pooled) or a per-position injector (tokens) for u' and the gain."""
         memory = self.wrapper.memory(reading.tokens, u_mod)
         start = inject_from(self.config, decision_point)
         if self.config.injection == "pooled":
@@ -115,11 +119,13 @@ class TorchRuntime:
         self.config = manifest.config
 
     def read(self, acts: np.ndarray) -> Reading:
+        """Pass 1's activations [R, d] at the decision point → u and the cognitive tokens."""
         with self._torch.no_grad():
             u, tokens = self.wrapper.uncertainty(self._torch.as_tensor(acts)[None])
         return Reading(float(u[0]), tokens)
 
     def injection(self, reading: Reading, u_mod: float, gain: float, decision_point: int) -> Injection:
+        """A control vector (pooled) or a per-position injector (tokens) for u' and the gain."""
         torch = self._torch
         with torch.no_grad():
             memory = self.wrapper.memory(reading.tokens, torch.tensor([u_mod], dtype=torch.float32))

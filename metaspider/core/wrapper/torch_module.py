@@ -30,6 +30,7 @@ class ReadProjection(nn.Module):
         self.gate = nn.Parameter(torch.full((1,), config.gate_init))
 
     def forward(self, x: Tensor) -> Tensor:
+        """One read layer's output [B, d] → its gated bottleneck [B, b]."""
         return torch.tanh(self.gate) * F.gelu(self.proj(self.norm(x)))
 
 
@@ -44,6 +45,7 @@ class ConfidenceHead(nn.Module):
         self.out = nn.Linear(config.bottleneck, 1)
 
     def forward(self, tokens: Tensor) -> Tensor:
+        """Cognitive tokens [B, R, d] → the confidence logit [B]."""
         scores = tokens @ self.query / math.sqrt(tokens.shape[-1])  # [B, R]
         pooled = (scores.softmax(dim=-1).unsqueeze(-1) * tokens).sum(dim=1)  # [B, d]
         return self.out(F.gelu(self.hidden(pooled))).squeeze(-1)  # [B]
@@ -90,6 +92,8 @@ class MetaAttentionHead(nn.Module):
 
 
 class MetaWrapper(nn.Module):
+    """The trainable wrapper (encoder, confidence head, doubt embeddings, meta-attention heads) as one Torch
+    module: stage A and stage B train it, the Torch backbone runs it, and its state dict is the wrapper file."""
     def __init__(self, config: WrapperConfig) -> None:
         super().__init__()
         self.config = config
@@ -127,6 +131,7 @@ class MetaWrapper(nn.Module):
         return self.calibrate(self.confidence_logit(tokens)), tokens
 
     def calibrate(self, logit: Tensor) -> Tensor:
+        """u = sigmoid(a · logit + b) with the stored Platt parameters."""
         return torch.sigmoid(self.calib_a * logit + self.calib_b)
 
     @torch.no_grad()
