@@ -63,6 +63,8 @@ def prompt_independent_offsets(
 
 
 def check_pooled(config: WrapperConfig) -> None:
+    """Refuse a control vector for a `tokens` wrapper: its offsets depend on each position, which one vector
+    cannot hold."""
     if config.injection != "pooled":
         raise MetaspiderError(
             "only pooled wrappers have a control vector: this one injects 'tokens', whose offsets depend on "

@@ -71,10 +71,12 @@ class Policy(_SpecModel):
 
 
 class HumanEscalation(_SpecModel):
+    """Escalate to a person: the agent pauses and waits for their reply."""
     kind: Literal["human"]
 
 
 class ModelEscalation(_SpecModel):
+    """Escalate to another (usually bigger) model, with its own wrapper, modifier and gain."""
     kind: Literal["model"]
     model: str
     backend: Backend = "llama_cpp"
@@ -84,6 +86,8 @@ Escalation = Annotated[HumanEscalation | ModelEscalation, Field(discriminator="k
 
 
 class AgentSpec(_SpecModel):
+    """An agent spec (`agents/*.yaml`): the model and wrapper, the routing policy on u, the tools, the escalation,
+    memory and prompt. Validated strictly, so a typo is an error that names its line."""
     model: str
     backend: Backend = "llama_cpp"
     wrapper: str | None = "default"

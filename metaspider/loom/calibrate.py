@@ -25,6 +25,8 @@ GRID = tuple(round(x, 2) for x in np.linspace(0.01, 1.0, 100))
 
 @dataclass(frozen=True)
 class Calibration:
+    """A certified threshold: answering when u < threshold keeps the selective risk <= max_risk with probability
+    >= 1 - delta; with the coverage and risk measured on the calib split."""
     threshold: float
     coverage: float
     risk: float

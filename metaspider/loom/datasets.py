@@ -47,6 +47,7 @@ class Item:
 
     @property
     def is_multiple_choice(self) -> bool:
+        """Whether the item is scored by its answer letter rather than by accepted answers."""
         return bool(self.choices)
 
 
@@ -120,6 +121,7 @@ def to_messages(item: Item) -> list[dict[str, str]]:
 
 
 def is_correct(item: Item, reply_text: str) -> bool:
+    """Whether a reply answers the item: the right letter, or one of the accepted answers."""
     if item.is_multiple_choice:
         return extract_choice(reply_text, len(item.choices)) == item.answer
     return is_correct_open(reply_text, item.answers)

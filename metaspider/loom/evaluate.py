@@ -44,6 +44,8 @@ COVERAGES = ("0.25", "0.5", "0.75")
 
 @dataclass(frozen=True)
 class DoubterReplies:
+    """The Doubter's pass-2 replies to each evaluated question: text, whether it refused, whether the text is
+    right, and the u' fed back."""
     text: list[str]
     refused: np.ndarray
     correct: np.ndarray

@@ -64,6 +64,7 @@ class Collected:
     """Per record [T, d] float16: the prefix layer's output at every input position of prompt + target."""
 
     def labels(self, key: str) -> np.ndarray:
+        """One record field as an array (e.g. "correct", "msp") in item order."""
         return np.array([record[key] for record in self.records])
 
     def read_layers(self, collected: tuple[int, ...], wanted: tuple[int, ...]) -> Collected:
@@ -76,14 +77,17 @@ class Collected:
 
 
 class RunFolder:
+    """A run folder (layout in the module docstring): collects, the trained wrapper and reports in plain files."""
     def __init__(self, path: str | Path):
         self.path = Path(path)
 
     @property
     def wrapper_dir(self) -> Path:
+        """Where `train` writes the run's wrapper."""
         return self.path / WRAPPER_DIR
 
     def config(self) -> RunConfig:
+        """The run's run.json; a missing or malformed file says what to run."""
         file = self.path / RUN_FILE
         if not file.is_file():
             raise MetaspiderError(f"{self.path} is not a metaloom run folder (no {RUN_FILE}); run `metaloom collect` first")
@@ -93,9 +97,11 @@ class RunFolder:
             raise MetaspiderError(f"{file} is malformed: {exc}") from exc
 
     def has_config(self) -> bool:
+        """Whether anything was collected into this folder yet."""
         return (self.path / RUN_FILE).is_file()
 
     def save_config(self, config: RunConfig) -> None:
+        """Write run.json, or check that this collect agrees with the one already there (model and layers)."""
         if self.has_config():
             existing = self.config()
             if existing != config:
@@ -108,13 +114,16 @@ class RunFolder:
         write_text(self.path / RUN_FILE, json.dumps(config.to_dict(), indent=2) + "\n")
 
     def split_dir(self, dataset: str, split: str) -> Path:
+        """The folder of one data set's split."""
         return self.path / "collect" / dataset_key(dataset) / split
 
     def stored_ids(self, dataset: str, split: str) -> set[str]:
+        """Ids of the items already collected for a split: a resumed collect skips them."""
         chunks = sorted(self.split_dir(dataset, split).glob("chunk-*.json"))
         return {record["id"] for chunk in chunks for record in json.loads(chunk.read_text(encoding="utf-8"))}
 
     def write_chunk(self, dataset: str, split: str, records: list[dict[str, Any]], arrays: dict[str, np.ndarray]) -> None:
+        """Append one chunk (arrays first, records last, each written atomically)."""
         folder = self.split_dir(dataset, split)
         folder.mkdir(parents=True, exist_ok=True)
         index = len(list(folder.glob("chunk-*.json")))
@@ -125,6 +134,7 @@ class RunFolder:
         write_text(stem.with_suffix(".json"), json.dumps(records, ensure_ascii=False) + "\n")
 
     def load(self, dataset: str, split: str, with_prefix: bool = False) -> Collected:
+        """Every chunk of a split, in item order; `with_prefix` also loads stage B's per-position activations."""
         chunks = sorted(self.split_dir(dataset, split).glob("chunk-*.json"))
         if not chunks:
             raise MetaspiderError(

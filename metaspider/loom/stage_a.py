@@ -17,6 +17,7 @@ from metaspider.core.wrapper.torch_module import MetaWrapper
 
 @dataclass(frozen=True)
 class StageASettings:
+    """Stage A's optimiser and early-stopping settings (recorded in the manifest's training_data)."""
     lr: float = 1e-3
     weight_decay: float = 0.01
     batch_size: int = 32
@@ -28,12 +29,14 @@ class StageASettings:
 
 @dataclass(frozen=True)
 class StageAResult:
+    """How stage A ended: epochs run, the best epoch kept, its validation loss."""
     epochs: int
     best_epoch: int
     val_loss: float
 
 
 def encoder_parameters(wrapper: MetaWrapper) -> list[torch.nn.Parameter]:
+    """The parameters stage A trains: encoder and confidence head, not the meta-attention heads."""
     modules = [wrapper.readers, wrapper.shared_in, wrapper.shared_out, wrapper.shared_norm, wrapper.confidence]
     return [p for module in modules for p in module.parameters()]
 

@@ -34,6 +34,7 @@ from metaspider.loom.run_folder import Collected
 
 @dataclass(frozen=True)
 class StageBSettings:
+    """Stage B's optimiser, schedule, Doubter-bias range and early-stopping settings (recorded in the manifest)."""
     bias_range: float = 3.0
     """Training biases are drawn uniformly from [-bias_range, bias_range]."""
     lr: float = 2e-4
@@ -50,6 +51,7 @@ class StageBSettings:
 
 @dataclass(frozen=True)
 class StageBResult:
+    """How stage B ended: epochs run, the best epoch kept, and the validation loss before and after."""
     epochs: int
     best_epoch: int
     val_loss_before: float
@@ -67,6 +69,7 @@ class _Example:
 
 
 def head_parameters(wrapper: MetaWrapper) -> list[torch.nn.Parameter]:
+    """The parameters stage B trains: the meta-attention heads and the doubt/sure embeddings."""
     return [*wrapper.heads.parameters(), wrapper.e_doubt, wrapper.e_sure]
 
 

@@ -36,6 +36,7 @@ right against 35 % for train, and its argmax answered up to u = 0.65)."""
 
 @dataclass(frozen=True)
 class TrainSummary:
+    """What `metaloom train` did: stages run, data sizes, the val AUROC, stage B's loss and the Doubter bias chosen."""
     stages: tuple[str, ...]
     n_train: int
     n_val: int
@@ -59,6 +60,8 @@ def new_wrapper(d_model: int, read_layers: tuple[int, ...], inject_layers: tuple
 
 
 def train(run: RunFolder, stage: str = "all", epochs: int | None = None, threads: int | None = None) -> TrainSummary:
+    """Train the run's wrapper from its collected data: stage A (P(wrong) from activations), Platt calibration on
+    val, stage B (the heads, through the frozen model); `stage` "a", "b" or "all". Writes the wrapper folder."""
     if stage not in STAGES:
         raise MetaspiderError(f"unknown stage {stage!r}: use one of {', '.join(STAGES)}")
     datasets = training_datasets(run)

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 
 class Engine:
+    """One loaded backbone and its wrappers, shared by every chat model on the same (model, backend, n_ctx):
+    loading happens once, and requests are serialised on the backbone's lock."""
     def __init__(self, model: str, backend: str, n_ctx: int, n_threads: int | None):
         if backend not in BACKENDS:
             raise MetaspiderError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -36,6 +38,7 @@ class Engine:
 
     @property
     def backbone(self) -> Backbone:
+        """The backbone, loaded on first use (under a lock, once)."""
         if self._backbone is None:
             with self._load_lock:
                 if self._backbone is None:
@@ -72,11 +75,13 @@ class Engine:
             return self._wrappers[spec]
 
     def grammar(self, grammar: str) -> GrammarConstraint:
+        """A fresh grammar constraint (GBNF) over this model's vocabulary, for structured output and tool calls."""
         from metaspider.runtime.constrained import GrammarConstraint, vocab_for
 
         return GrammarConstraint(vocab_for(self.model_path()), grammar)
 
     def model_path(self) -> Path:
+        """The model's file (a registry name resolved, fetched if needed)."""
         from metaspider.core.models.registry import resolve
 
         return resolve(self.model)
