@@ -32,6 +32,7 @@ HELP = f"""\
 
 
 def run_repl(spec: AgentSpec, thread_id: str | None, console: Console | None = None) -> None:
+    """The agent REPL (`metaspider agent run SPEC`): load the spec's model, then read questions and commands."""
     console = console or Console(highlight=False)
     with console.status(f"loading {spec.model}…"):
         session = AgentSession(spec, thread_id)
@@ -42,6 +43,7 @@ def run_repl(spec: AgentSpec, thread_id: str | None, console: Console | None = N
 
 
 class Repl:
+    """The REPL's loop and its slash commands over one agent session."""
     def __init__(self, session: AgentSession, console: Console):
         self.session = session
         self.console = console
@@ -57,6 +59,7 @@ class Repl:
         }
 
     def loop(self) -> None:
+        """Read lines until /exit or end of input; a question runs a turn, a slash command changes the session."""
         spec = self.session.spec
         self.console.print(f"[bold]{spec.model}[/] agent · thread {self.session.thread_id} · /help for commands")
         turns = sum(isinstance(m, HumanMessage) for m in self.session.history())
@@ -82,6 +85,7 @@ class Repl:
     # --- a turn -----------------------------------------------------------------------------------------
 
     def ask(self, question: str) -> None:
+        """Run one question: stream the answer, then show the uncertainty bar and the decision."""
         printed: list[str] = []
         try:
             self.show_events(self.session.stream(question), printed)
@@ -101,6 +105,7 @@ class Repl:
         self.show_verdict(result)
 
     def show_events(self, events: Iterator[tuple[str, Any]], printed: list[str]) -> None:
+        """Print the streamed answer tokens and tool calls as they arrive."""
         started = False
         for mode, data in events:
             if mode == "messages":
@@ -127,6 +132,7 @@ class Repl:
             self.console.print()
 
     def ask_human(self, escalation: dict) -> str | None:
+        """Ask the person at the terminal to answer an escalated question; None when they give no reply."""
         self.console.print(
             f"[bold yellow]escalated to you[/] (uncertainty {escalation['score']:.2f}): {escalation['question']}"
         )
@@ -139,6 +145,7 @@ class Repl:
         return reply or None
 
     def show_verdict(self, result: TurnResult) -> None:
+        """The uncertainty bar with the thresholds, and the decision's label."""
         label = OUTCOME_LABELS.get(result.decision or "", result.decision or "no decision")
         self.console.print(uncertainty_bar(result.score, self.session.thresholds) + Text(f"  {label}", style="bold"))
 
@@ -154,10 +161,12 @@ class Repl:
         return handler(argument.strip())
 
     def show(self, text: str) -> bool:
+        """Print plain text; returns True so command handlers can `return self.show(...)`."""
         self.console.print(text, markup=False)
         return True
 
     def set_gain(self, argument: str) -> bool:
+        """/gain X: the injection gain for the next answers."""
         try:
             self.session.gain = float(argument)
         except ValueError:
@@ -165,12 +174,14 @@ class Repl:
         return self.show(f"gain {self.session.gain:g}")
 
     def set_modifier(self, argument: str) -> bool:
+        """/modifier NAME: the modifier for the next answers."""
         if argument not in MODIFIERS:
             return self.show(f"/modifier needs one of {', '.join(MODIFIERS)} (got {argument!r})")
         self.session.modifier = argument
         return self.show(f"modifier {argument}")
 
     def why(self) -> bool:
+        """/why: the numbers behind the last decision."""
         if self.last is None:
             return self.show("no decision yet: ask a question first")
         last, t = self.last, self.session.thresholds
@@ -188,6 +199,7 @@ class Repl:
         return self.show("\n".join(lines))
 
     def thread(self, argument: str) -> bool:
+        """/thread [ID]: show the thread's messages, or switch to thread ID."""
         if argument:
             self.session.thread_id = argument
             self.last = None
@@ -195,6 +207,7 @@ class Repl:
         return self.show(f"thread {self.session.thread_id} ({turns} turn(s))")
 
     def reset(self) -> bool:
+        """/reset: start a new thread."""
         self.session.thread_id = new_thread_id()
         self.last = None
         return self.show(f"new thread {self.session.thread_id}")
