@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
@@ -21,7 +21,7 @@ ModelOption = Annotated[str, typer.Option("--model", "-m", help="Registry name, 
 @models_app.command("list")
 def models_list(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """The registry: name, size, architecture, source and whether it is cached."""
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": entry.name,
             "size_bytes": entry.size_bytes,

@@ -6,9 +6,10 @@ agent and the evaluation all go through it, so they all report the same u for th
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 from metaspider.core.backbones.base import Backbone, GenerationEnd, Injection, Priming, SamplingParams, TokenOut
 from metaspider.core.backbones.chat_template import Message
@@ -87,7 +88,7 @@ class Pipeline:
         if self.wrapper is None:
             return Assessment(ids, None, self._uncertainty(None))
         wrapper = self.wrapper
-        built: dict[str, Reading | Injection | None] = {}
+        built: dict[str, Any] = {}
 
         def build(acts) -> Injection | None:
             built["reading"] = reading = wrapper.read(acts)
@@ -100,7 +101,7 @@ class Pipeline:
             return self._assessment(ids, wrapper.read(acts[:, 0, :]))
         return self._assessment(ids, built["reading"], built["injection"])
 
-    def stream(self, assessment: Assessment, params: SamplingParams) -> Iterator[TokenOut | GenerationEnd]:
+    def stream(self, assessment: Assessment, params: SamplingParams) -> Generator[TokenOut | GenerationEnd, None, None]:
         """Pass 2. With no wrapper, the watchdog, or gain 0, nothing is injected: the bare model's text."""
         injection = assessment.injection
         if injection is None or assessment.knobs != self._knobs():

@@ -60,7 +60,7 @@ class Engine:
 
         runtime = self._wrapper(wrapper) if wrapper is not None else None
         trained = runtime.manifest.modifier if runtime is not None else None
-        chosen = trained if trained is not None and trained.name == modifier else Modifier(modifier) if modifier else None
+        chosen = trained if trained is not None and trained.name == modifier else Modifier.parse({"name": modifier}) if modifier else None
         return Pipeline(self.backbone, runtime, chosen, gain)
 
     def _wrapper(self, spec: str) -> WrapperRuntime:

@@ -223,12 +223,12 @@ def _calls_in(value: Any, tool_names: Sequence[str]) -> list[ToolCall]:
             name = item.get("name")
         if name not in tool_names:
             return []
-        args = next((item[k] for k in _ARGUMENT_KEYS if k in item), {})
+        args: Any = next((item[k] for k in _ARGUMENT_KEYS if k in item), {})
         if isinstance(args, str):
             args = _loads(args)
         if not isinstance(args, dict):
             return []
-        calls.append(ToolCall(name, args, new_call_id()))
+        calls.append(ToolCall(str(name), args, new_call_id()))
     return calls
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 
@@ -104,14 +105,18 @@ def spread_layers(n_layers: int) -> list[int]:
 
 def constant_offset(reference: np.ndarray, seed: int = 0) -> np.ndarray:
     """A random direction as long as half the residual stream: big enough to change the logits."""
-    direction = np.random.default_rng(seed).standard_normal(reference.shape[-1]).astype(np.float32)
+    direction = np.random.default_rng(seed).standard_normal(size=(reference.shape[-1],)).astype(np.float32)
     return direction / np.linalg.norm(direction) * 0.5 * float(np.linalg.norm(reference))
 
 
 def _injection_cosine(llama: Backbone, torch_: Backbone, ids: list[int], layer: int, reference: np.ndarray) -> float:
     offset = constant_offset(reference)
     via_hook = torch_.next_logits(ids, Injection(control={layer: offset}))
-    via_callback = llama.next_logits(ids, Injection(injector=lambda _l, h, _p: np.broadcast_to(offset, h.shape), layers=(layer,)))
+
+    def everywhere(_layer: int, hidden: Any, _positions: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(offset, hidden.shape)
+
+    via_callback = llama.next_logits(ids, Injection(injector=everywhere, layers=(layer,)))
     via_control = llama.next_logits(ids, Injection(control={layer: offset}))
     return min(cosine(a, b) for a, b in combinations((via_hook, via_callback, via_control), 2))
 

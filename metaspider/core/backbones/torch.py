@@ -9,6 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import cast
 
 import numpy as np
 import torch
@@ -61,7 +62,7 @@ class TorchBackbone(Backbone):
 
     def detokenize(self, ids: Sequence[int]) -> str:
         """Ids to text, special tokens kept and no clean-up, so text round-trips exactly."""
-        return self.tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        return str(self.tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False))
 
     def is_end_of_generation(self, token_id: int) -> bool:
         """Whether this token is one of the model's end-of-turn ids."""
@@ -108,7 +109,8 @@ class TorchBackbone(Backbone):
                 return None
             offset = torch.zeros_like(hidden)
             if injection.injector is not None:
-                offset[0, mask] = offset[0, mask] + injection.injector(layer, hidden[0, mask], rows[rows >= start])
+                added = cast(torch.Tensor, injection.injector(layer, hidden[0, mask], rows[rows >= start]))
+                offset[0, mask] = offset[0, mask] + added
             if layer in control:
                 offset[0, mask] = offset[0, mask] + control[layer]
             return hidden + offset

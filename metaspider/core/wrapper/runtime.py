@@ -88,7 +88,7 @@ class NumpyRuntime:
         if self.config.injection == "pooled":
             return Injection(control=self.wrapper.pooled_offsets(memory, gain), inject_from=start)
 
-        def injector(layer: int, hidden: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        def injector(layer: int, hidden: Any, positions: np.ndarray) -> np.ndarray:
             return self.wrapper.offsets(layer, hidden, memory, gain, steps=positions - decision_point)
 
         return Injection(injector=injector, layers=self.config.inject_layers, inject_from=start)

@@ -8,6 +8,7 @@ leak into inference. `numpy_math.py` is the same math for deployment without tor
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -94,6 +95,9 @@ class MetaAttentionHead(nn.Module):
 class MetaWrapper(nn.Module):
     """The trainable wrapper (encoder, confidence head, doubt embeddings, meta-attention heads) as one Torch
     module: stage A and stage B train it, the Torch backbone runs it, and its state dict is the wrapper file."""
+    calib_a: Tensor
+    calib_b: Tensor
+
     def __init__(self, config: WrapperConfig) -> None:
         super().__init__()
         self.config = config
@@ -183,4 +187,4 @@ class MetaWrapper(nn.Module):
     def _head(self, layer: int) -> MetaAttentionHead:
         if str(layer) not in self.heads:
             raise ValueError(f"block {layer} is not an injection layer; they are {self.config.inject_layers}")
-        return self.heads[str(layer)]
+        return cast(MetaAttentionHead, self.heads[str(layer)])
