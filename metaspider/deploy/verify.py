@@ -24,7 +24,8 @@ from metaspider.core.wrapper.handle import Wrapper
 from metaspider.errors import MetaspiderError
 
 TARGETS = {"u_abs_diff_median": 0.02, "decision_agreement": 0.95}
-"""The deploy issue's parity bar: the median |Δu| at most this, the decisions agreeing at least this often."""
+"""The parity bar a deployed wrapper must meet: the median |Δu| at most this, the decisions agreeing at least this
+often."""
 MAX_TOKENS = 32
 
 
