@@ -1,5 +1,6 @@
 """`metaspider deploy export|verify`. Heavy imports stay inside the commands: `export` must run where
-torch is not installed."""
+torch is not installed. The deploy library takes prompts, not data sets; this command layer is the one
+place in `metaspider/deploy` that turns a data set's split into prompts (`_prompts`, imported lazily)."""
 
 from __future__ import annotations
 
