@@ -7,6 +7,7 @@ from metaspider.core.pipeline import Pipeline
 from metaspider.core.wrapper.handle import load_wrapper, wrapper_folder
 from metaspider.core.wrapper.folder import load_manifest
 from metaspider.loom.backbones import llama_backbone, torch_backbone
+from metaspider.loom.datasets import is_correct, load_items
 from metaspider.loom.scoring import is_refusal
 
 pytestmark = pytest.mark.slow
@@ -16,6 +17,12 @@ PARAMS = SamplingParams(max_tokens=24, stop=("\n",))
 SURE = [{"role": "user", "content": "What is the capital of France?\nAnswer in a few words."}]
 ANSWERED = [{"role": "user", "content": "What is the capital of Peru?\nAnswer in a few words."}]
 UNSURE = [{"role": "user", "content": "What is the ISO 4217 currency code of Tuvalu?\nAnswer in a few words."}]
+
+
+@pytest.fixture(scope="module")
+def countries() -> dict:
+    """The countries data set by id: its accepted spellings decide whether an answer is right."""
+    return {item.id: item for item in load_items("countries")}
 
 
 @pytest.fixture(scope="module")
@@ -42,14 +49,16 @@ def test_gain_zero_reproduces_the_bare_model_text(llama, shipped):
         assert result.uncertainty.gain == 0.0 and result.uncertainty.score is not None
 
 
-def test_the_doubter_refuses_what_it_doubts_and_a_large_gain_refuses_more(llama, shipped):
+def test_the_doubter_refuses_what_it_doubts_and_a_large_gain_refuses_more(llama, shipped, countries):
     bare, _ = llama.complete(llama.chat_ids(UNSURE), PARAMS)
     assert not is_refusal(bare)
     assert is_refusal(Pipeline(llama, shipped).run(UNSURE, PARAMS).text)
-    assert "Paris" in Pipeline(llama, shipped).run(SURE, PARAMS).text
+    sure = Pipeline(llama, shipped).run(SURE, PARAMS).text
+    assert is_correct(countries["capital:france"], sure), sure
     # A question answered as trained (u about 0.2, below the threshold 0.5) is refused at gain 2.
     # From about 2.5 the injection runs away into repetition (DESIGN, lessons from the seed).
-    assert "Lima" in Pipeline(llama, shipped).run(ANSWERED, PARAMS).text
+    answered = Pipeline(llama, shipped).run(ANSWERED, PARAMS).text
+    assert is_correct(countries["capital:peru"], answered), answered
     assert is_refusal(Pipeline(llama, shipped, gain=2.0).run(ANSWERED, PARAMS).text)
 
 

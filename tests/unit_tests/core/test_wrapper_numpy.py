@@ -17,7 +17,7 @@ from metaspider.errors import MetaspiderError
 
 D = 48
 TOL = dict(rtol=1e-5, atol=1e-5)
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def trained_like_pair(injection: str) -> tuple[MetaWrapper, NumpyWrapper]:
