@@ -5,7 +5,7 @@ import pytest
 from metaspider.errors import MetaspiderError
 from metaspider.tools.knowledge_base import make_knowledge_base_tool, split_passages
 
-AGENTS_KB = Path(__file__).parents[2] / "agents" / "kb"
+AGENTS_KB = Path(__file__).parents[3] / "agents" / "kb"
 
 
 @pytest.fixture
