@@ -6,6 +6,9 @@ does: each route is taken deterministically whatever the score."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
@@ -13,9 +16,28 @@ import yaml
 from metaspider.core.wrapper.handle import SHIPPED_WRAPPERS, wrapper_folder
 from metaspider.errors import MetaspiderError
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 KB_FOLDER = REPO / "agents" / "kb"
 QA_SPEC = REPO / "agents" / "qa.yaml"
+# The top-level runner on the agent sub-app: exactly how `metaspider agent` reports errors.
+AGENT_CLI = "from metaspider.cli import _run; from metaspider.graph.cli import agent_app; _run(agent_app)"
+PASSED_ON = ("METASPIDER_HOME", "HF_HUB_OFFLINE", "PIP_NO_INDEX")
+"""Environment a CLI subprocess inherits: the unit suite's empty model cache and offline switches."""
+
+
+def agent_cli(*args: str, stdin: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`metaspider agent run ARGS` in a process of its own, as a user runs it."""
+    env = {"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin", "HOME": str(Path.home()), "COLUMNS": "300"}
+    env |= {name: os.environ[name] for name in PASSED_ON if name in os.environ}
+    return subprocess.run(
+        [sys.executable, "-c", AGENT_CLI, "run", *args],
+        input=stdin if stdin is not None else "",
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
+        env=env,
+    )
 
 
 def write_spec(folder: Path, name: str = "agent.yaml", **fields) -> Path:

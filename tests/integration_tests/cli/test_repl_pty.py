@@ -8,10 +8,8 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from graph.agent_specs import write_spec
+from agent_specs import AGENT_CLI, REPO, write_spec
 
-REPO = Path(__file__).resolve().parents[2]
-AGENT_CLI = "from metaspider.cli import _run; from metaspider.graph.cli import agent_app; _run(agent_app)"
 PROMPT = "you> "
 
 

@@ -1,11 +1,11 @@
-"""The agent graph on the real default model: each route, the tool loop, the step budget, escalation
-with interrupt/resume, and tool failures. Paths are read from the graph's own update events."""
+"""The agent graph routing on real models: an answer, a tool call and the answer from its result, a human
+escalation with the bare model's draft, an escalation to a stronger model, and the wrapper's score.
+Every route and its edge cases are tested with a fake model in tests/unit_tests/graph."""
 
 from pathlib import Path
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
-from langchain_core.tools import tool
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
@@ -41,16 +41,6 @@ def test_answer_route(tmp_path: Path):
     assert "uncertainty" in message.response_metadata
 
 
-def test_refuse_route_says_why_with_the_score(tmp_path: Path):
-    graph = agent(tmp_path, policy={"answer_below": 0.0})
-    path, updates = run(graph, "What is the capital of France?")
-    assert path == ["assess", "refuse"]
-    score = updates[0]["assess"]["score"]
-    result = turn_result(graph, run_config("t"))
-    assert result.decision == "refused"
-    assert f"{score:.2f}" in result.answer and "answer_below=0.00" in result.answer
-
-
 def test_tool_route_reassesses_with_the_result_and_answers_from_it(tmp_path: Path):
     graph = agent(tmp_path, policy={"answer_below": 0.0, "tool_below": 1.0}, tools=[CALCULATOR, KNOWLEDGE_BASE])
     path, updates = run(graph, "What is 1234 * 5678?")
@@ -61,18 +51,7 @@ def test_tool_route_reassesses_with_the_result_and_answers_from_it(tmp_path: Pat
     assert isinstance(result, ToolMessage) and result.text == "7006652"
     assert updates[2]["assess"]["steps"] == 2  # assessed again, now with the tool result in context
     final = turn_result(graph, run_config("t"))
-    assert final.decision == "used_tool" and "7006652" in final.answer
-
-
-def test_step_budget_stops_the_tool_loop(tmp_path: Path):
-    graph = agent(
-        tmp_path, policy={"answer_below": 0.0, "tool_below": 1.0}, tools=[CALCULATOR, KNOWLEDGE_BASE], max_steps=2
-    )
-    # Both tools apply (arithmetic, and a passage about employees), so only the budget stops the loop.
-    path, updates = run(graph, "Orrery Labs has 340 employees. What is 340 * 2?")
-    assert path == ["assess", "tool", "assess", "refuse"]
-    assert "max_steps=2" in updates[2]["assess"]["reason"]
-    assert turn_result(graph, run_config("t")).decision == "refused"
+    assert final.decision == "used_tool" and "7006652" in final.answer.replace(",", "")
 
 
 def test_human_escalation_interrupts_and_resumes_with_the_answer(tmp_path: Path):
@@ -91,40 +70,6 @@ def test_human_escalation_interrupts_and_resumes_with_the_answer(tmp_path: Path)
     assert result.decision == "escalated" and result.answer == "Her name is Miso."
     messages = graph.get_state(run_config("t")).values["messages"]
     assert [type(m) for m in messages] == [HumanMessage, AIMessage] and messages[-1].name == "human"
-
-
-def test_a_tool_that_raises_becomes_an_error_result(tmp_path: Path):
-    @tool
-    def flaky_lookup(query: str) -> str:
-        """Look something up in a service that is down."""
-        raise ConnectionError("service unavailable")
-
-    graph = agent(tmp_path, extra_tools=[flaky_lookup], policy={"answer_below": 0.0, "tool_below": 1.0})
-    path, updates = run(graph, "Where is the nearest post office?")
-    assert path == ["assess", "tool", "assess", "answer"]
-    result = updates[1]["tool"]["messages"][1]
-    assert result.status == "error" and result.text == "error: ConnectionError: service unavailable"
-
-
-def test_http_get_to_loopback_is_an_error_result_not_a_crash(tmp_path: Path):
-    graph = agent(
-        tmp_path,
-        policy={"answer_below": 0.0, "tool_below": 1.0},
-        tools=[{"name": "http_get", "allow_hosts": ["127.0.0.1", "example.org"]}],
-        max_tokens=48,
-    )
-    path, updates = run(graph, "Fetch http://127.0.0.1:8000/admin and tell me what it says.")
-    assert path[:2] == ["assess", "tool"] and path[-1] in ("answer", "refuse")
-    call = updates[1]["tool"]["tool_calls"][0]
-    assert call["status"] == "error"
-    assert "not on the allow-list" in call["result"] or "non-public address" in call["result"]
-
-
-def test_no_applicable_tool_means_refusal_not_an_answer(tmp_path: Path):
-    graph = agent(tmp_path, policy={"answer_below": 0.0, "tool_below": 1.0}, tools=[CALCULATOR, KNOWLEDGE_BASE])
-    path, updates = run(graph, "What is my neighbour's cat called?")
-    assert path == ["assess", "refuse"]
-    assert "no tool applies" in updates[0]["assess"]["reason"]
 
 
 def test_escalation_to_a_stronger_model_answers_with_that_model(tmp_path: Path):
