@@ -16,8 +16,18 @@ def test_export_writes_sidecar_and_control_vector(model_wrapper, tmp_path):
     out, cv = tmp_path / "w.gguf", tmp_path / "cv.gguf"
     result = CliRunner().invoke(
         deploy_app,
-        ["export", str(model_wrapper("pooled", "generated")), "--out", str(out), "--control-vector", str(cv),
-         "--calibration", str(questions), "--threads", "1"],
+        [
+            "export",
+            str(model_wrapper("pooled", "generated")),
+            "--out",
+            str(out),
+            "--control-vector",
+            str(cv),
+            "--calibration",
+            str(questions),
+            "--threads",
+            "1",
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "pooled/generated" in result.output and "--control-vector" in result.output

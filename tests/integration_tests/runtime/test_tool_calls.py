@@ -19,7 +19,11 @@ ADDER = {
     "function": {
         "name": "add",
         "description": "Add two integers.",
-        "parameters": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]},
+        "parameters": {
+            "type": "object",
+            "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+            "required": ["a", "b"],
+        },
     },
 }
 
@@ -27,7 +31,10 @@ HISTORY = [
     SystemMessage("Be brief."),
     HumanMessage([{"type": "text", "text": "What is "}, {"type": "text", "text": "1 + 2?"}]),
     AIMessage(
-        [{"type": "text", "text": "Let me add."}, {"type": "tool_use", "id": "c1", "name": "add", "input": {"a": 1, "b": 2}}],
+        [
+            {"type": "text", "text": "Let me add."},
+            {"type": "tool_use", "id": "c1", "name": "add", "input": {"a": 1, "b": 2}},
+        ],
         tool_calls=[{"name": "add", "args": {"a": 1, "b": 2}, "id": "c1", "type": "tool_call"}],
     ),
     ToolMessage("3", tool_call_id="c1"),
@@ -65,12 +72,20 @@ def test_openai_style_assistant_message_with_content_none():
     history = convert_to_messages(
         [
             {"role": "user", "content": "hi"},
-            {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "add", "arguments": '{"a": 1, "b": 2}'}}]},
+            {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": "c1", "type": "function", "function": {"name": "add", "arguments": '{"a": 1, "b": 2}'}}
+                ],
+            },
             {"role": "tool", "content": "3", "tool_call_id": "c1"},
         ]
     )
     for native in (False, True):
         messages = to_template_messages(history, native)
         assert messages[1]["content"] == ("" if native else '{"name": "add", "arguments": {"a": 1, "b": 2}}')
-        text = render_chat(template("smollm2-135m" if not native else "qwen2.5-coder-0.5b"), messages, bos_token="", eos_token="")
+        text = render_chat(
+            template("smollm2-135m" if not native else "qwen2.5-coder-0.5b"), messages, bos_token="", eos_token=""
+        )
         assert "None" not in text and "3" in text

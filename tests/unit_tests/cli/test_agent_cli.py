@@ -12,7 +12,10 @@ from agent_specs import agent_cli
     [
         ("model: smollm2-135m\npolicy: {answer_below: 0.3\n", r"agent\.yaml:\d+: invalid YAML"),
         ("model: smollm2-135m\npolicy:\n  answer_below: 0.3\ncolour: blue\n", r"agent\.yaml:4: colour: Extra inputs"),
-        ("# agent\nmodel: no-such-model\npolicy:\n  answer_below: 0.3\n", r"agent\.yaml:2: model: unknown model 'no-such-model'"),
+        (
+            "# agent\nmodel: no-such-model\npolicy:\n  answer_below: 0.3\n",
+            r"agent\.yaml:2: model: unknown model 'no-such-model'",
+        ),
         ("policy:\n  answer_below: 0.3\n", r"agent\.yaml:1: model: Field required"),
     ],
     ids=["malformed-yaml", "unknown-field", "unknown-model", "missing-model"],

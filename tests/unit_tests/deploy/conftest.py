@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from deploy_wrappers import FINGERPRINT, tiny_wrapper as make_tiny
+from deploy_wrappers import FINGERPRINT
+from deploy_wrappers import tiny_wrapper as make_tiny
 
 
 @pytest.fixture
