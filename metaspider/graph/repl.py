@@ -10,6 +10,7 @@ from typing import Any
 
 from langchain_core.messages import HumanMessage
 from rich.console import Console
+from rich.markup import escape
 from rich.text import Text
 
 from metaspider.core.names import MODIFIER_NAMES
@@ -121,12 +122,12 @@ class Repl:
                 if node == "tool":
                     call = update["tool_calls"][-1]
                     args = ", ".join(f"{k}={v!r}" for k, v in call["args"].items())
-                    self.console.print(f"[magenta]tool[/] {call['name']}({args}) → {_short(call['result'])}")
+                    self.console.print(f"[magenta]tool[/] {escape(call['name'])}({escape(args)}) → {escape(_short(call['result']))}")
                 elif node == "refuse":
-                    self.console.print(f"[bold blue]agent>[/] {update['messages'][-1].text}")
+                    self.console.print(f"[bold blue]agent>[/] {escape(update['messages'][-1].text)}")
                 elif node == "escalate" and not started:
                     message = update["messages"][-1]
-                    self.console.print(f"[bold blue]{message.name or 'agent'}>[/] {message.text}")
+                    self.console.print(f"[bold blue]{escape(message.name or 'agent')}>[/] {escape(message.text)}")
                     started = True
         if started:
             self.console.print()
@@ -134,10 +135,10 @@ class Repl:
     def ask_human(self, escalation: dict) -> str | None:
         """Ask the person at the terminal to answer an escalated question; None when they give no reply."""
         self.console.print(
-            f"[bold yellow]escalated to you[/] (uncertainty {escalation['score']:.2f}): {escalation['question']}"
+            f"[bold yellow]escalated to you[/] (uncertainty {escalation['score']:.2f}): {escape(escalation['question'])}"
         )
         if escalation.get("draft"):
-            self.console.print(f"[dim]model's draft: {escalation['draft']}[/]")
+            self.console.print(f"[dim]model's draft: {escape(escalation['draft'])}[/]")
         try:
             reply = self.console.input("[bold yellow]human>[/] ").strip()
         except EOFError:
@@ -156,7 +157,7 @@ class Repl:
         name, _, argument = line.partition(" ")
         handler = self.commands.get(name)
         if handler is None:
-            self.console.print(f"[red]unknown command {name}[/] (/help lists them)")
+            self.console.print(f"[red]unknown command {escape(name)}[/] (/help lists them)")
             return True
         return handler(argument.strip())
 
