@@ -20,7 +20,6 @@ import argparse
 import json
 import statistics
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +77,7 @@ def main() -> None:
 
 def _pooled_sidecar(folder: Path, out: Path) -> Path:
     manifest = load_manifest(folder)
-    pooled = replace(manifest, config=replace(manifest.config, injection="pooled"))
+    pooled = manifest.replace(config=manifest.config.replace(injection="pooled"))
     return write_sidecar(out, pooled, load_weights_numpy(folder), folder.name)
 
 

@@ -24,12 +24,11 @@ import os
 import platform
 import tempfile
 import time
-from dataclasses import replace
 from pathlib import Path
 
 from metaspider.core.backbones.base import GenerationEnd, SamplingParams, TokenOut
 from metaspider.core.backbones.llama_cpp import LlamaCppBackbone
-from metaspider.core.wrapper.handle import SHIPPED_WRAPPERS, wrapper_folder
+from metaspider.core.wrapper.handle import SHIPPED_WRAPPERS, resolve_wrapper_path
 from metaspider.core.pipeline import Pipeline
 from metaspider.core.wrapper.folder import load_manifest, load_weights_numpy
 from metaspider.core.wrapper.runtime import NumpyRuntime
@@ -75,7 +74,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="passes over the prompts")
     args = parser.parse_args()
     load_before = os.getloadavg()
-    folder = wrapper_folder(args.wrapper, MODEL)
+    folder = resolve_wrapper_path(args.wrapper, MODEL)
     pipelines = {}
     with tempfile.TemporaryDirectory() as tmp:
         for mode, path in _sidecars(folder, Path(tmp)).items():
@@ -119,8 +118,8 @@ def _sidecars(folder: Path, tmp: Path) -> dict[str, Path]:
     sidecars = {}
     for mode in MODES:
         injection, positions = mode.split("_")
-        config = replace(manifest.config, injection=injection, positions=positions)
-        sidecars[mode] = write_sidecar(tmp / f"{mode}.gguf", replace(manifest, config=config), weights, mode)
+        config = manifest.config.replace(injection=injection, positions=positions)
+        sidecars[mode] = write_sidecar(tmp / f"{mode}.gguf", manifest.replace(config=config), weights, mode)
     return sidecars
 
 

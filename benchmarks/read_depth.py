@@ -24,6 +24,7 @@ from stage_a_recipes import RESULTS, ROOT, Pool, evaluate
 
 from metaspider.core.wrapper.config import default_layers
 from metaspider.loom import metrics
+from metaspider.loom.report import risk_coverage_plot
 from metaspider.loom.run_folder import RunConfig, RunFolder
 from metaspider.loom.stage_a import StageASettings
 from metaspider.loom.train import read_layer_candidates
@@ -66,7 +67,7 @@ def cv(run: Path, command: str) -> None:
     (RESULTS / "read_depth.json").write_text(json.dumps({"command": command, "recipes": rows}, indent=2) + "\n")
     (RESULTS / "read_depth.md").write_text(markdown(rows, command))
     shown = [*list(curves)[::2], "shipped scan (late third)"]  # every other depth keeps the plot readable
-    metrics.risk_coverage_plot({name: curves[name] for name in dict.fromkeys(shown)}, RESULTS / "read_depth.png")
+    risk_coverage_plot({name: curves[name] for name in dict.fromkeys(shown)}, RESULTS / "read_depth.png")
 
 
 def table(first_column: str, rows: dict[str, dict]) -> list[str]:

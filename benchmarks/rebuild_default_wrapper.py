@@ -37,7 +37,7 @@ def collect_lanes(run: Path) -> list[dict[str, list[str]]]:
 def final_steps(run: Path) -> dict[str, list[str]]:
     return {
         "train": ["train", "--run", str(run), "--threads", "2"],
-        "eval": ["eval", "--run", str(run), "--split", "test", "--threads", "1"],
+        "eval": ["eval", "--run", str(run), "--split", "test", "--threads", "1", "--record"],
         "calibrate": ["calibrate", "--run", str(run), "--max-risk", "0.7", "--delta", "0.1"],
     }
 

@@ -24,6 +24,7 @@ from read_depth import collect, cv_command, shipped_windows, table
 from stage_a_recipes import RESULTS, ROOT, Pool, evaluate
 
 from metaspider.loom import metrics
+from metaspider.loom.report import risk_coverage_plot
 from metaspider.loom.run_folder import RunFolder
 from metaspider.loom.stage_a import StageASettings
 
@@ -54,7 +55,7 @@ def cv(run: Path, command: str) -> None:
     mmlu_accuracy = float(mmlu.labels("correct").mean())
     (RESULTS / "stage_a_mmlu.json").write_text(json.dumps({"command": command, "mmlu_train_accuracy": mmlu_accuracy, "recipes": rows}, indent=2) + "\n")
     (RESULTS / "stage_a_mmlu.md").write_text(markdown(rows, command, len(extra), mmlu_accuracy))
-    metrics.risk_coverage_plot(curves, RESULTS / "stage_a_mmlu.png")
+    risk_coverage_plot(curves, RESULTS / "stage_a_mmlu.png")
 
 
 def markdown(rows: dict[str, dict], command: str, n_mmlu: int, mmlu_accuracy: float) -> str:

@@ -35,6 +35,7 @@ from torch.nn import functional as F
 
 from metaspider.core.wrapper.torch_module import MetaWrapper
 from metaspider.loom import metrics
+from metaspider.loom.report import risk_coverage_plot
 from metaspider.loom.run_folder import Collected, RunConfig, RunFolder
 from metaspider.loom.stage_a import StageASettings, confidence_logits, train_stage_a
 from metaspider.loom.train import ANSWER_BELOW, new_wrapper, read_layer_candidates
@@ -208,7 +209,7 @@ def main() -> None:
         print(name, {k: round(v, 3) for k, v in rows[name].items() if k != "folds"}, flush=True)
     (RESULTS / "stage_a_recipes.json").write_text(json.dumps({"command": command, "recipes": rows}, indent=2) + "\n")
     (RESULTS / "stage_a_recipes.md").write_text(markdown(rows, command))
-    metrics.risk_coverage_plot(curves, RESULTS / "stage_a_recipes.png")
+    risk_coverage_plot(curves, RESULTS / "stage_a_recipes.png")
 
 
 if __name__ == "__main__":

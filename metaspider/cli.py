@@ -32,10 +32,12 @@ _mount()
 
 
 def main() -> None:
+    """The `metaspider` command."""
     _run(app)
 
 
 def loom_main() -> None:
+    """The `metaloom` command (the same as `metaspider loom`)."""
     from metaspider.loom.cli import loom_app
 
     _run(loom_app)

@@ -16,6 +16,8 @@ console = Console()
 
 
 def run_chat(model: str, backend: str, wrapper: str | None, max_tokens: int, system: str | None) -> None:
+    """The plain chat REPL (`metaspider chat`): one turn per line of input, with u and the decision after each
+    answer when a wrapper is given."""
     with console.status(f"loading {model} ({backend})…"):
         backbone = load_backbone(model, backend)
         pipeline = Pipeline(backbone, load_wrapper(backbone, wrapper, backend))

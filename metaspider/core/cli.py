@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from metaspider.core.models.registry import DEFAULT_MODEL, MODELS, cached_path, pull
+from metaspider.core.names import BACKENDS
 
 models_app = typer.Typer(help="List and fetch models.", no_args_is_help=True)
 console = Console()
@@ -20,7 +21,7 @@ ModelOption = Annotated[str, typer.Option("--model", "-m", help="Registry name, 
 @models_app.command("list")
 def models_list(as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False) -> None:
     """The registry: name, size, architecture, source and whether it is cached."""
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "name": entry.name,
             "size_bytes": entry.size_bytes,
@@ -67,7 +68,7 @@ def doctor(
 
 def chat(
     model: ModelOption = DEFAULT_MODEL,
-    backend: Annotated[str, typer.Option(help="llama_cpp or torch.")] = "llama_cpp",
+    backend: Annotated[str, typer.Option(help=" or ".join(BACKENDS) + ".")] = "llama_cpp",
     wrapper: Annotated[Optional[str], typer.Option(help="A wrapper folder, 'default', or none.")] = None,
     max_tokens: Annotated[int, typer.Option(help="Tokens per answer.")] = 256,
     system: Annotated[Optional[str], typer.Option(help="System prompt.")] = None,

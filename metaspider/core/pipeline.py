@@ -6,11 +6,14 @@ agent and the evaluation all go through it, so they all report the same u for th
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
 from metaspider.core.backbones.base import Backbone, GenerationEnd, Injection, Priming, SamplingParams, TokenOut
 from metaspider.core.backbones.chat_template import Message
+from metaspider.core.wrapper.handle import Wrapper, load_wrapper
 from metaspider.core.wrapper.modifiers import Modifier
 from metaspider.core.wrapper.runtime import Reading, WrapperRuntime
 
@@ -29,6 +32,7 @@ class Uncertainty:
     gain: float
 
     def as_dict(self) -> dict:
+        """The JSON form the chat model puts into `response_metadata["uncertainty"]`."""
         return asdict(self)
 
 
@@ -47,6 +51,7 @@ class Assessment:
 
 @dataclass
 class Result:
+    """A whole pass 2: the text, the uncertainty from pass 1, why generation ended, and every token."""
     text: str
     uncertainty: Uncertainty
     end: GenerationEnd
@@ -54,27 +59,36 @@ class Result:
 
 
 class Pipeline:
+    """A backbone with (optionally) a wrapper: `assess` runs pass 1 and gives u and the decision, `stream`/`run`
+    generate pass 2 with the injection. The modifier, gain and answer threshold default to the wrapper's
+    manifest. `wrapper` is a runtime, or anything `load_wrapper` opens: a folder, a sidecar, "default" or a
+    `Wrapper` (loaded for this backbone, fingerprint checked)."""
+
     def __init__(
         self,
         backbone: Backbone,
-        wrapper: WrapperRuntime | None = None,
+        wrapper: WrapperRuntime | Wrapper | str | Path | None = None,
         modifier: Modifier | None = None,
         gain: float | None = None,
         threshold: float | None = None,
     ):
+        if isinstance(wrapper, (str, Path, Wrapper)):
+            wrapper = load_wrapper(backbone, wrapper)
         self.backbone = backbone
-        self.wrapper = wrapper
+        self.wrapper: WrapperRuntime | None = wrapper
         manifest = wrapper.manifest if wrapper else None
         self.modifier = modifier or (manifest.modifier if manifest else None)
         self.gain = gain if gain is not None else (manifest.gain if manifest else 1.0)
         self.threshold = threshold if threshold is not None else (manifest.answer_below if manifest else None)
 
     def assess(self, messages: list[Message], tools: list[dict] | None = None) -> Assessment:
+        """Pass 1: the prompt's ids, u and the decision, and the injection pass 2 will use. Without a wrapper, only
+        the ids (u comes from the generated tokens' probabilities instead)."""
         ids = self.backbone.chat_ids(messages, tools)
         if self.wrapper is None:
             return Assessment(ids, None, self._uncertainty(None))
         wrapper = self.wrapper
-        built: dict[str, Reading | Injection | None] = {}
+        built: dict[str, Any] = {}
 
         def build(acts) -> Injection | None:
             built["reading"] = reading = wrapper.read(acts)
@@ -87,7 +101,7 @@ class Pipeline:
             return self._assessment(ids, wrapper.read(acts[:, 0, :]))
         return self._assessment(ids, built["reading"], built["injection"])
 
-    def stream(self, assessment: Assessment, params: SamplingParams) -> Iterator[TokenOut | GenerationEnd]:
+    def stream(self, assessment: Assessment, params: SamplingParams) -> Generator[TokenOut | GenerationEnd, None, None]:
         """Pass 2. With no wrapper, the watchdog, or gain 0, nothing is injected: the bare model's text."""
         injection = assessment.injection
         if injection is None or assessment.knobs != self._knobs():
@@ -109,6 +123,7 @@ class Pipeline:
         return self.wrapper.injection(reading, float(u_mod), self.gain, decision_point)
 
     def run(self, messages: list[Message], params: SamplingParams, tools: list[dict] | None = None) -> Result:
+        """Pass 1 and pass 2 to the end: the reply text with its uncertainty."""
         assessment = self.assess(messages, tools)
         tokens: list[TokenOut] = []
         end: GenerationEnd | None = None

@@ -25,12 +25,13 @@ import numpy as np
 
 from metaspider.core.backbones.base import Backbone
 from metaspider.core.backbones.chat_template import Message
+from metaspider.core.files import atomic_path
 from metaspider.core.models.registry import MODELS
 from metaspider.core.wrapper.config import WrapperConfig
 from metaspider.core.wrapper.folder import WrapperManifest
 from metaspider.core.wrapper.numpy_math import NumpyWrapper
 from metaspider.core.wrapper.runtime import NumpyRuntime
-from metaspider.core.wrapper.sidecar import finish_gguf, read_sidecar
+from metaspider.core.wrapper.sidecar import write_gguf
 from metaspider.errors import MetaspiderError
 
 ARCHITECTURE = "controlvector"
@@ -54,14 +55,16 @@ def prompt_independent_offsets(
     wrapper: NumpyWrapper, mean_token: np.ndarray, u_mod: float, gain: float
 ) -> dict[int, np.ndarray]:
     """{block: [d]} the pooled offsets with every cognitive token at `mean_token` and u' fixed."""
-    _check_pooled(wrapper.config)
+    check_pooled(wrapper.config)
     if not 0.0 <= u_mod <= 1.0:
         raise MetaspiderError(f"the control vector's u' must be in [0, 1], got {u_mod}")
     tokens = np.tile(mean_token, (len(wrapper.config.read_layers), 1))
     return wrapper.pooled_offsets(wrapper.memory(tokens, u_mod), gain)
 
 
-def _check_pooled(config: WrapperConfig) -> None:
+def check_pooled(config: WrapperConfig) -> None:
+    """Refuse a control vector for a `tokens` wrapper: its offsets depend on each position, which one vector
+    cannot hold."""
     if config.injection != "pooled":
         raise MetaspiderError(
             "only pooled wrappers have a control vector: this one injects 'tokens', whose offsets depend on "
@@ -72,29 +75,32 @@ def _check_pooled(config: WrapperConfig) -> None:
 def export_control_vector(
     sidecar: str | Path,
     out: str | Path,
+    prompts: Sequence[list[Message]],
     model: str | None = None,
-    dataset: str | None = None,
     u_mod: float = 1.0,
     n_prompts: int = CALIBRATION_PROMPTS,
     n_threads: int | None = None,
 ) -> Path:
-    """Runs the base model (`model`, default: the one the wrapper was trained for) on up to `n_prompts`
-    questions of the calib split of `dataset` (default: the wrapper's training data set)."""
+    """The llama.cpp control vector of a pooled sidecar: the pooled offsets at the cognitive token averaged over
+    up to `n_prompts` calibration `prompts` (the CLI takes them from a data set's calib split), with u' fixed.
+    Runs the base model `model` (default: the one the wrapper was trained for)."""
     from metaspider.core.backbones.llama_cpp import LlamaCppBackbone
-    from metaspider.loom.datasets import load_items, split_items, to_messages
+    from metaspider.core.wrapper.handle import Wrapper
 
-    manifest = read_sidecar(sidecar).manifest
-    _check_pooled(manifest.config)
+    wrapper = Wrapper.open(sidecar)
+    manifest = wrapper.manifest
+    check_pooled(manifest.config)
     backbone = LlamaCppBackbone(model or manifest.base_model, n_threads=n_threads)
-    runtime = NumpyRuntime(sidecar, backbone.fingerprint)
-    prompts = [to_messages(item) for item in split_items(load_items(dataset or _training_set(manifest)), "calib")]
-    mean = mean_cognitive_token(backbone, runtime, prompts[:n_prompts])
+    runtime = wrapper.runtime(backbone, "llama_cpp")
+    assert isinstance(runtime, NumpyRuntime)
+    mean = mean_cognitive_token(backbone, runtime, list(prompts)[:n_prompts])
     offsets = prompt_independent_offsets(runtime.wrapper, mean, u_mod, manifest.gain)
     return write_control_vector(out, offsets, model_hint(manifest.base_model))
 
 
-def _training_set(manifest: WrapperManifest) -> str:
-    """The first data set the manifest's training_data names (`datasets` mapping or `dataset`)."""
+def training_set(manifest: WrapperManifest) -> str:
+    """The first data set the manifest's training_data names (`datasets` mapping or `dataset`): where the
+    calibration prompts come from unless the user names another."""
     data = manifest.training_data
     names = [data["dataset"]] if "dataset" in data else list(data.get("datasets") or {})
     if not names:
@@ -115,13 +121,14 @@ def write_control_vector(path: str | Path, offsets: dict[int, np.ndarray], hint:
     if min(offsets) < 1:
         raise MetaspiderError(f"llama.cpp control vectors start at block 1; got block {min(offsets)}")
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    writer = gguf.GGUFWriter(str(tmp), ARCHITECTURE)
-    writer.add_string("controlvector.model_hint", hint)
-    writer.add_uint32("controlvector.layer_count", len(offsets))
-    for layer in sorted(offsets):
-        writer.add_tensor(f"direction.{layer}", np.ascontiguousarray(offsets[layer], dtype=np.float32))
-    return finish_gguf(writer, tmp, path)
+    with atomic_path(path) as tmp:
+        writer = gguf.GGUFWriter(str(tmp), ARCHITECTURE)
+        writer.add_string("controlvector.model_hint", hint)
+        writer.add_uint32("controlvector.layer_count", len(offsets))
+        for layer in sorted(offsets):
+            writer.add_tensor(f"direction.{layer}", np.ascontiguousarray(offsets[layer], dtype=np.float32))
+        write_gguf(writer)
+    return path
 
 
 def read_control_vector(path: str | Path) -> dict[int, np.ndarray]:

@@ -2,34 +2,37 @@
 
 Both sides run the sidecar's own weights (the Torch side loads them into `MetaWrapper`), so what is
 measured is the backend difference: llama.cpp's quantised kernels and the NumPy wrapper vs transformers
-on the dequantised GGUF and the torch wrapper. Items come from the held-out `test` split."""
+on the dequantised GGUF and the torch wrapper. The caller picks the prompts (the CLI: a data set's held-out
+`test` split), so deploying needs no training code."""
 
 from __future__ import annotations
 
 import statistics
 import tempfile
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from metaspider.core.backbones import load_backbone
 from metaspider.core.backbones.base import SamplingParams, TokenOut
 from metaspider.core.backbones.chat_template import Message
+from metaspider.core.numerics import row_cosines
 from metaspider.core.pipeline import Pipeline
-from metaspider.core.backbones import load_backbone
-from metaspider.core.wrapper.folder import save_wrapper
-from metaspider.core.wrapper.runtime import NumpyRuntime
-from metaspider.core.wrapper.sidecar import read_sidecar
+from metaspider.core.wrapper.handle import Wrapper
 from metaspider.errors import MetaspiderError
-from metaspider.loom.datasets import load_items, split_items, to_messages
 
 TARGETS = {"u_abs_diff_median": 0.02, "decision_agreement": 0.95}
-"""The deploy issue's parity bar: the median |Δu| at most this, the decisions agreeing at least this often."""
+"""The parity bar a deployed wrapper must meet: the median |Δu| at most this, the decisions agreeing at least this
+often."""
 MAX_TOKENS = 32
 
 
 @dataclass
 class ItemParity:
+    """One prompt on both backends: how close the activations and u are, and what each side decided and said."""
+
     id: str
     activation_cosine: float
     u_torch: float
@@ -42,6 +45,8 @@ class ItemParity:
 
 @dataclass
 class ParityReport:
+    """The parity of one deployed wrapper over a set of prompts, with the targets' verdict in `passed`."""
+
     model: str
     sidecar: str
     dataset: str
@@ -60,33 +65,39 @@ class ParityReport:
     items: list[ItemParity] = field(default_factory=list)
 
     def as_dict(self) -> dict:
+        """The JSON form `metaspider deploy verify --json` prints."""
         return asdict(self)
 
 
+Prompt = tuple[str, list[Message]]
+"""(item id, chat messages): what both backends are asked."""
+
+
 def verify(
-    model: str, sidecar: str | Path, dataset: str = "countries", limit: int = 50, n_threads: int | None = None
+    model: str,
+    wrapper: str | Path | Wrapper,
+    prompts: Sequence[Prompt],
+    n_threads: int | None = None,
+    dataset: str = "",
+    split: str = "test",
 ) -> ParityReport:
-    items = split_items(load_items(dataset), "test")[:limit]
-    if not items:
-        raise MetaspiderError(f"data set {dataset!r} has no items in its test split")
+    """Run the same deployed wrapper on llama.cpp (NumPy) and on Torch over `prompts` and compare activations,
+    u, decisions and text: the check that a sidecar behaves as the wrapper it was exported from.
+
+    `wrapper` is a sidecar, a wrapper folder or "default"; a folder is first exported to a temporary Q8_0
+    sidecar, so both sides always run the weights that ship. `dataset` and `split` only label the report."""
+    if not prompts:
+        raise MetaspiderError(f"no prompts to verify (data set {dataset!r}, split {split!r} is empty)")
+    opened = wrapper if isinstance(wrapper, Wrapper) else Wrapper.open(wrapper, model)
+    if not opened.is_sidecar:
+        with tempfile.TemporaryDirectory() as tmp:
+            opened = Wrapper.open(opened.export(Path(tmp) / f"{opened.name}.gguf"))
     backbone = load_backbone(model, "llama_cpp", n_threads=n_threads)
-    llama = Pipeline(backbone, NumpyRuntime(sidecar, backbone.fingerprint))
-    torch_pipeline = _torch_pipeline(model, sidecar, n_threads)
-    rows = [_compare(item.id, to_messages(item), torch_pipeline, llama) for item in items]
-    return _report(model, sidecar, dataset, llama, rows)
-
-
-def _torch_pipeline(model: str, sidecar: str | Path, n_threads: int | None) -> Pipeline:
-    """The Torch wrapper from the sidecar's weights, through a temporary wrapper folder (the one format
-    `TorchRuntime` reads)."""
-    from metaspider.core.wrapper.runtime import TorchRuntime
-
-    backbone = load_backbone(model, "torch", n_threads=n_threads)
-    content = read_sidecar(sidecar)
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = save_wrapper(Path(tmp) / content.name, content.weights, content.manifest)
-        runtime = TorchRuntime(folder, backbone.fingerprint)
-    return Pipeline(backbone, runtime)
+    llama = Pipeline(backbone, opened.runtime(backbone))
+    torch_backbone = load_backbone(model, "torch", n_threads=n_threads)
+    torch_pipeline = Pipeline(torch_backbone, opened.runtime(torch_backbone))
+    rows = [_compare(item_id, messages, torch_pipeline, llama) for item_id, messages in prompts]
+    return _report(model, str(wrapper if not isinstance(wrapper, Wrapper) else opened.source), dataset, split, llama, rows)
 
 
 def _compare(item_id: str, messages: list[Message], torch_side: Pipeline, llama_side: Pipeline) -> ItemParity:
@@ -118,19 +129,17 @@ def _compare(item_id: str, messages: list[Message], torch_side: Pipeline, llama_
 
 def _min_cosine(a: np.ndarray, b: np.ndarray) -> float:
     """Smallest per-layer cosine of two [layers, d] activation sets."""
-    dots = (a * b).sum(axis=1)
-    norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
-    return float((dots / np.maximum(norms, 1e-12)).min())
+    return float(row_cosines(a, b).min())
 
 
-def _report(model: str, sidecar: str | Path, dataset: str, llama: Pipeline, rows: list[ItemParity]) -> ParityReport:
+def _report(model: str, sidecar: str, dataset: str, split: str, llama: Pipeline, rows: list[ItemParity]) -> ParityReport:
     diffs = [abs(r.u_torch - r.u_llama) for r in rows]
     config = llama.wrapper.config
     report = ParityReport(
         model=model,
-        sidecar=str(sidecar),
+        sidecar=sidecar,
         dataset=dataset,
-        split="test",
+        split=split,
         n=len(rows),
         injection=config.injection,
         positions=config.positions,

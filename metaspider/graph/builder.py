@@ -42,12 +42,12 @@ def build_agent(
 ) -> CompiledStateGraph:
     """The graph for `spec`. `extra_tools` (your own LangChain tools) are offered for every question,
     after the spec's tools. Raises MetaspiderError for a model, wrapper or calibration that cannot be used."""
-    from metaspider.core.wrapper.handle import wrapper_folder
+    from metaspider.core.wrapper.handle import resolve_wrapper_path
     from metaspider.core.models.registry import resolve
 
     resolve(spec.model)
     if spec.wrapper is not None:
-        wrapper_folder(spec.wrapper, spec.model)
+        resolve_wrapper_path(spec.wrapper, spec.model)
     tools = agent_tools(spec.tools, build_tools(spec.tools))
     tools += [AgentTool(tool, always_applies) for tool in extra_tools or []]
     nodes = AgentNodes(spec, thresholds_for(spec), tools)
@@ -80,6 +80,8 @@ def run_config(thread_id: str, gain: float | None = None, modifier: str | None =
 
 @dataclass
 class TurnResult:
+    """The outcome of one agent turn on a thread: the answer, the decision (answered, refused, used a tool,
+    escalated), u, the tool calls made and a pending escalation, if any."""
     thread_id: str
     answer: str | None
     decision: Outcome | None
@@ -92,10 +94,12 @@ class TurnResult:
     """The question waiting for a human (the interrupt's payload), while the turn is paused."""
 
     def as_json(self) -> dict[str, Any]:
+        """The fields `metaspider agent run --question ... --json` prints."""
         return {key: getattr(self, key) for key in ("answer", "decision", "score", "tool_calls", "thread_id")}
 
 
 def turn_result(graph: CompiledStateGraph, config: RunnableConfig) -> TurnResult:
+    """The current turn's result, read from the graph's checkpointed state for the thread in `config`."""
     snapshot = graph.get_state(config)
     values = snapshot.values
     pending = [i.value for task in snapshot.tasks for i in task.interrupts]
@@ -131,18 +135,22 @@ class AgentSession:
 
     @property
     def config(self) -> RunnableConfig:
+        """The LangGraph run config: the thread and the session's gain and modifier overrides."""
         return run_config(self.thread_id, self.gain, self.modifier)
 
     def stream(self, question: str) -> Iterator[tuple[str, Any]]:
+        """Run one question on the current thread, yielding LangGraph's stream events (the REPL prints them)."""
         self.memory.touch(self.thread_id)
         if self.result().escalation is not None:
             self._close_unanswered_escalation()
         yield from self.graph.stream(turn_input(question), self.config, stream_mode=STREAM_MODES)
 
     def resume(self, reply: str) -> Iterator[tuple[str, Any]]:
+        """Resume a turn paused on a human escalation with the person's reply."""
         yield from self.graph.stream(Command(resume=reply), self.config, stream_mode=STREAM_MODES)
 
     def run(self, question: str) -> TurnResult:
+        """Run one question to the end and return its result."""
         for _ in self.stream(question):
             pass
         return self.result()
@@ -159,16 +167,20 @@ class AgentSession:
         self.graph.update_state(self.config, {"messages": [reply], "outcome": "refused"}, as_node="escalate")
 
     def result(self) -> TurnResult:
+        """The latest turn's result on the current thread."""
         return turn_result(self.graph, self.config)
 
     def history(self) -> list[BaseMessage]:
+        """The messages of the current thread."""
         return self.graph.get_state(self.config).values.get("messages", [])
 
     def effective_knobs(self) -> tuple[float, str | None]:
+        """(gain, modifier) in force: the session's overrides, else the spec's."""
         gain = self.gain if self.gain is not None else self.spec.gain
         return gain, self.modifier if self.modifier is not None else self.spec.modifier
 
     def close(self) -> None:
+        """Close the thread memory (the SQLite connection, when the spec keeps one)."""
         self.memory.close()
 
 
@@ -176,4 +188,5 @@ STREAM_MODES = ["updates", "messages"]
 
 
 def new_thread_id() -> str:
+    """A fresh thread id, short enough to type back into `--thread`."""
     return uuid.uuid4().hex[:12]

@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-import yaml
 from rich.console import Console
 
 from metaspider.errors import MetaspiderError
-from metaspider.graph.spec import AgentSpec
+from metaspider.graph.spec import AgentSpec, line_of
 
 agent_app = typer.Typer(help="Run agents that route on their own uncertainty.", no_args_is_help=True)
 stderr = Console(stderr=True)
@@ -64,26 +63,17 @@ def run(
 def check_model_and_wrapper(agent_spec: AgentSpec, path: Path) -> None:
     """Fail before loading anything, and name the spec's field and line, when the model or the
     wrapper cannot be found (the spec's schema cannot know which files exist)."""
-    from metaspider.core.wrapper.handle import wrapper_folder
     from metaspider.core.models.registry import resolve
+    from metaspider.core.wrapper.handle import resolve_wrapper_path
 
     checks = [("model", lambda: resolve(agent_spec.model))]
     if agent_spec.wrapper is not None:
-        checks.append(("wrapper", lambda: wrapper_folder(agent_spec.wrapper, agent_spec.model)))
+        checks.append(("wrapper", lambda: resolve_wrapper_path(agent_spec.wrapper, agent_spec.model)))
     for field, check in checks:
         try:
             check()
         except MetaspiderError as exc:
-            raise MetaspiderError(f"{path}:{_line_of(path, field)}: {field}: {exc}") from None
-
-
-def _line_of(path: Path, key: str) -> int:
-    """The 1-based line of a top-level key of a YAML mapping (the spec already parsed, so it is one)."""
-    root = yaml.compose(path.read_text(encoding="utf-8"), Loader=yaml.SafeLoader)
-    for key_node, _ in root.value:
-        if key_node.value == key:
-            return key_node.start_mark.line + 1
-    return 1
+            raise MetaspiderError(f"{path}:{line_of(path, field)}: {field}: {exc}") from None
 
 
 def _human_reply(escalation: dict) -> str | None:

@@ -39,6 +39,7 @@ class Memory:
         self.checkpointer = saver
 
     def last_thread(self) -> str | None:
+        """The most recently used thread, so a new session can continue it; None without persistent memory."""
         if self._connection is None:
             return None
         row = self._connection.execute(
@@ -47,6 +48,7 @@ class Memory:
         return row[0] if row else None
 
     def touch(self, thread_id: str) -> None:
+        """Mark `thread_id` as used now."""
         if self._connection is None:
             return
         self._connection.execute(
@@ -57,6 +59,7 @@ class Memory:
         self._connection.commit()
 
     def close(self) -> None:
+        """Close the SQLite connection (idempotent)."""
         if self._connection is not None:
             self._connection.close()
             self._connection = None

@@ -36,6 +36,7 @@ _URL = re.compile(r"https?://\S+")
 
 
 def keep_args(args: dict[str, Any], _question: str) -> dict[str, Any]:
+    """A tool's arguments as the model wrote them (the default argument rewrite)."""
     return args
 
 
@@ -76,6 +77,7 @@ class AgentTool:
 
 
 def agent_tools(specs: list[ToolSpec], tools: list[BaseTool]) -> list[AgentTool]:
+    """The spec's tools paired with when each applies to a question and how its arguments are rewritten."""
     return [
         AgentTool(
             tool,
@@ -109,6 +111,7 @@ _ARGUMENT_COMPLETION: dict[type, Callable[[dict[str, Any], str], dict[str, Any]]
 
 
 def always_applies(_question: str) -> bool:
+    """Applicability of a tool offered for every question."""
     return True
 
 
@@ -145,6 +148,7 @@ def model_view(messages: list[BaseMessage], system_prompt: str) -> list[BaseMess
 
 
 def current_turn_start(messages: list[BaseMessage]) -> int:
+    """Index of the current turn's question (the last human message)."""
     return max(i for i, m in enumerate(messages) if isinstance(m, HumanMessage))
 
 
@@ -225,10 +229,12 @@ class AgentNodes:
         )
 
     def view(self, state: AgentState) -> list[BaseMessage]:
+        """The messages the model sees: the thread with the spec's system prompt."""
         return model_view(state["messages"], self.spec.system_prompt)
 
     @staticmethod
     def question(state: AgentState) -> str:
+        """The current turn's question text."""
         messages = state["messages"]
         return messages[current_turn_start(messages)].text
 
@@ -241,6 +247,7 @@ class AgentNodes:
     # --- nodes ---------------------------------------------------------------------------------------
 
     def assess(self, state: AgentState, config: RunnableConfig) -> AgentState:
+        """Pass 1 on the thread: u, and the route the policy picks for it."""
         _, modifier = self.knobs(config)
         score = measure_uncertainty(self.spec, modifier, self.view(state))
         steps = state.get("steps", 0) + 1
@@ -257,11 +264,13 @@ class AgentNodes:
         return {"score": score, "route": route, "reason": reason, "steps": steps}
 
     def answer(self, state: AgentState, config: RunnableConfig) -> AgentState:
+        """Answer with the wrapper's injection, or plainly when a tool's result grounds the answer."""
         grounded = bool(state.get("tool_calls"))
         message = self.chat_model(config, inject=not grounded).invoke(self.view(state))
         return {"messages": [message], "outcome": "used_tool" if grounded else "answered"}
 
     def tool(self, state: AgentState, config: RunnableConfig) -> AgentState:
+        """Let the model call one of the tools that still apply, and run it."""
         candidates = self.tools_left(state)
         choice = candidates[0].tool.name if len(candidates) == 1 else "any"
         llm = self.chat_model(config, inject=False).bind_tools([c.tool for c in candidates], tool_choice=choice)
@@ -276,6 +285,7 @@ class AgentNodes:
         return {"messages": [request, result], "tool_calls": [*state.get("tool_calls", []), record]}
 
     def refuse(self, state: AgentState) -> AgentState:
+        """Refuse in words, naming the reason (u above the answer threshold and no tool or escalation left)."""
         text = f"I can't answer that reliably ({state['reason']})."
         return {"messages": [AIMessage(text)], "outcome": "refused"}
 
@@ -285,6 +295,7 @@ class AgentNodes:
         return {"draft": self.chat_model(config, inject=False).invoke(self.view(state)).text}
 
     def escalate(self, state: AgentState, config: RunnableConfig) -> AgentState:
+        """Hand the question to the stronger model, or pause for a person's reply."""
         escalation = self.spec.escalation
         if isinstance(escalation, ModelEscalation):
             stronger = MetaSpiderChatModel(
@@ -312,6 +323,7 @@ class AgentNodes:
     # --- edges -------------------------------------------------------------------------------------
 
     def after_assess(self, state: AgentState) -> str:
+        """The next node for the route chosen in `assess` (a human escalation first drafts an answer)."""
         route: Route = state["route"]
         if route == "escalate" and isinstance(self.spec.escalation, HumanEscalation):
             return "draft"

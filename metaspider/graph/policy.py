@@ -14,6 +14,8 @@ from metaspider.graph.state import Route
 
 @dataclass(frozen=True)
 class Thresholds:
+    """The u thresholds the agent routes on (answer / use a tool / escalate), and where the answer threshold came
+    from (the spec, or a calibrated guarantee)."""
     answer_below: float
     tool_below: float | None = None
     escalate_above: float | None = None
@@ -23,6 +25,7 @@ class Thresholds:
 
 @dataclass(frozen=True)
 class Decision:
+    """Where a question goes after pass 1, and why (shown by `/why`)."""
     route: Route
     reason: str
 
@@ -40,16 +43,14 @@ def thresholds_for(spec: AgentSpec) -> Thresholds:
 
 def _calibrated_threshold(spec: AgentSpec) -> tuple[float, str]:
     """The most permissive calibrated threshold whose guarantee is at least as strict as asked."""
-    from metaspider.core.wrapper.handle import wrapper_folder
-    from metaspider.core.wrapper.folder import load_manifest
+    from metaspider.core.wrapper.handle import Wrapper
 
     max_risk, delta = spec.policy.max_risk, spec.policy.delta
     if spec.wrapper is None:
         raise MetaspiderError("policy.max_risk needs a wrapper (its calibration); the spec has wrapper: null")
-    folder = wrapper_folder(spec.wrapper, spec.model)
-    if folder.suffix == ".gguf":
-        raise MetaspiderError(f"policy.max_risk reads the calibration from a wrapper folder, not the sidecar {folder}")
-    calibrated = load_manifest(folder).calibrated
+    wrapper = Wrapper.open(spec.wrapper, spec.model)
+    folder = wrapper.source
+    calibrated = wrapper.manifest.calibrated
     fitting = [c for c in calibrated if c.max_risk <= max_risk and c.delta <= delta]
     if not fitting:
         available = ", ".join(f"max_risk {c.max_risk} (delta {c.delta})" for c in calibrated) or "none"

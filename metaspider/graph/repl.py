@@ -10,19 +10,21 @@ from typing import Any
 
 from langchain_core.messages import HumanMessage
 from rich.console import Console
+from rich.markup import escape
 from rich.text import Text
 
+from metaspider.core.names import MODIFIER_NAMES
 from metaspider.graph.builder import AgentSession, TurnResult, new_thread_id
 from metaspider.graph.policy import Thresholds
 from metaspider.graph.spec import AgentSpec
 from metaspider.graph.state import OUTCOME_LABELS
 
 BAR_WIDTH = 24
-MODIFIERS = ("watchdog", "doubter", "none")
+MODIFIERS = MODIFIER_NAMES
 STREAMED_NODES = {"answer", "escalate"}
-HELP = """\
+HELP = f"""\
 /gain X          injection gain for the next answers (1 = as trained, 0 = bare model)
-/modifier NAME   watchdog | doubter | none
+/modifier NAME   {" | ".join(MODIFIER_NAMES)}
 /why             the numbers behind the last decision
 /thread [ID]     show the thread, or switch to thread ID
 /reset           start a new thread
@@ -31,6 +33,7 @@ HELP = """\
 
 
 def run_repl(spec: AgentSpec, thread_id: str | None, console: Console | None = None) -> None:
+    """The agent REPL (`metaspider agent run SPEC`): load the spec's model, then read questions and commands."""
     console = console or Console(highlight=False)
     with console.status(f"loading {spec.model}…"):
         session = AgentSession(spec, thread_id)
@@ -41,6 +44,7 @@ def run_repl(spec: AgentSpec, thread_id: str | None, console: Console | None = N
 
 
 class Repl:
+    """The REPL's loop and its slash commands over one agent session."""
     def __init__(self, session: AgentSession, console: Console):
         self.session = session
         self.console = console
@@ -56,6 +60,7 @@ class Repl:
         }
 
     def loop(self) -> None:
+        """Read lines until /exit or end of input; a question runs a turn, a slash command changes the session."""
         spec = self.session.spec
         self.console.print(f"[bold]{spec.model}[/] agent · thread {self.session.thread_id} · /help for commands")
         turns = sum(isinstance(m, HumanMessage) for m in self.session.history())
@@ -81,6 +86,7 @@ class Repl:
     # --- a turn -----------------------------------------------------------------------------------------
 
     def ask(self, question: str) -> None:
+        """Run one question: stream the answer, then show the uncertainty bar and the decision."""
         printed: list[str] = []
         try:
             self.show_events(self.session.stream(question), printed)
@@ -100,6 +106,7 @@ class Repl:
         self.show_verdict(result)
 
     def show_events(self, events: Iterator[tuple[str, Any]], printed: list[str]) -> None:
+        """Print the streamed answer tokens and tool calls as they arrive."""
         started = False
         for mode, data in events:
             if mode == "messages":
@@ -115,22 +122,23 @@ class Repl:
                 if node == "tool":
                     call = update["tool_calls"][-1]
                     args = ", ".join(f"{k}={v!r}" for k, v in call["args"].items())
-                    self.console.print(f"[magenta]tool[/] {call['name']}({args}) → {_short(call['result'])}")
+                    self.console.print(f"[magenta]tool[/] {escape(call['name'])}({escape(args)}) → {escape(_short(call['result']))}")
                 elif node == "refuse":
-                    self.console.print(f"[bold blue]agent>[/] {update['messages'][-1].text}")
+                    self.console.print(f"[bold blue]agent>[/] {escape(update['messages'][-1].text)}")
                 elif node == "escalate" and not started:
                     message = update["messages"][-1]
-                    self.console.print(f"[bold blue]{message.name or 'agent'}>[/] {message.text}")
+                    self.console.print(f"[bold blue]{escape(message.name or 'agent')}>[/] {escape(message.text)}")
                     started = True
         if started:
             self.console.print()
 
     def ask_human(self, escalation: dict) -> str | None:
+        """Ask the person at the terminal to answer an escalated question; None when they give no reply."""
         self.console.print(
-            f"[bold yellow]escalated to you[/] (uncertainty {escalation['score']:.2f}): {escalation['question']}"
+            f"[bold yellow]escalated to you[/] (uncertainty {escalation['score']:.2f}): {escape(escalation['question'])}"
         )
         if escalation.get("draft"):
-            self.console.print(f"[dim]model's draft: {escalation['draft']}[/]")
+            self.console.print(f"[dim]model's draft: {escape(escalation['draft'])}[/]")
         try:
             reply = self.console.input("[bold yellow]human>[/] ").strip()
         except EOFError:
@@ -138,6 +146,7 @@ class Repl:
         return reply or None
 
     def show_verdict(self, result: TurnResult) -> None:
+        """The uncertainty bar with the thresholds, and the decision's label."""
         label = OUTCOME_LABELS.get(result.decision or "", result.decision or "no decision")
         self.console.print(uncertainty_bar(result.score, self.session.thresholds) + Text(f"  {label}", style="bold"))
 
@@ -148,15 +157,17 @@ class Repl:
         name, _, argument = line.partition(" ")
         handler = self.commands.get(name)
         if handler is None:
-            self.console.print(f"[red]unknown command {name}[/] (/help lists them)")
+            self.console.print(f"[red]unknown command {escape(name)}[/] (/help lists them)")
             return True
         return handler(argument.strip())
 
     def show(self, text: str) -> bool:
+        """Print plain text; returns True so command handlers can `return self.show(...)`."""
         self.console.print(text, markup=False)
         return True
 
     def set_gain(self, argument: str) -> bool:
+        """/gain X: the injection gain for the next answers."""
         try:
             self.session.gain = float(argument)
         except ValueError:
@@ -164,12 +175,14 @@ class Repl:
         return self.show(f"gain {self.session.gain:g}")
 
     def set_modifier(self, argument: str) -> bool:
+        """/modifier NAME: the modifier for the next answers."""
         if argument not in MODIFIERS:
             return self.show(f"/modifier needs one of {', '.join(MODIFIERS)} (got {argument!r})")
         self.session.modifier = argument
         return self.show(f"modifier {argument}")
 
     def why(self) -> bool:
+        """/why: the numbers behind the last decision."""
         if self.last is None:
             return self.show("no decision yet: ask a question first")
         last, t = self.last, self.session.thresholds
@@ -187,6 +200,7 @@ class Repl:
         return self.show("\n".join(lines))
 
     def thread(self, argument: str) -> bool:
+        """/thread [ID]: show the thread's messages, or switch to thread ID."""
         if argument:
             self.session.thread_id = argument
             self.last = None
@@ -194,6 +208,7 @@ class Repl:
         return self.show(f"thread {self.session.thread_id} ({turns} turn(s))")
 
     def reset(self) -> bool:
+        """/reset: start a new thread."""
         self.session.thread_id = new_thread_id()
         self.last = None
         return self.show(f"new thread {self.session.thread_id}")

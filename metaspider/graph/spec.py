@@ -9,13 +9,20 @@ from pathlib import Path
 from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
+from metaspider.core.names import Backend, ModifierName
 from metaspider.errors import MetaspiderError
 from metaspider.tools.specs import SpecPath, ToolSpec
 
-Backend = Literal["llama_cpp", "torch"]
 Probability = Annotated[float, Field(ge=0, le=1)]
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer briefly and exactly."
@@ -64,10 +71,12 @@ class Policy(_SpecModel):
 
 
 class HumanEscalation(_SpecModel):
+    """Escalate to a person: the agent pauses and waits for their reply."""
     kind: Literal["human"]
 
 
 class ModelEscalation(_SpecModel):
+    """Escalate to another (usually bigger) model, with its own wrapper, modifier and gain."""
     kind: Literal["model"]
     model: str
     backend: Backend = "llama_cpp"
@@ -77,10 +86,12 @@ Escalation = Annotated[HumanEscalation | ModelEscalation, Field(discriminator="k
 
 
 class AgentSpec(_SpecModel):
+    """An agent spec (`agents/*.yaml`): the model and wrapper, the routing policy on u, the tools, the escalation,
+    memory and prompt. Validated strictly, so a typo is an error that names its line."""
     model: str
     backend: Backend = "llama_cpp"
     wrapper: str | None = "default"
-    modifier: Literal["watchdog", "doubter"] | None = None
+    modifier: ModifierName | None = None
     gain: float = 1.0
     policy: Policy
     tools: list[ToolSpec] = []
@@ -116,6 +127,13 @@ def load_spec(path: Path | str) -> AgentSpec:
         return AgentSpec.model_validate(data, context={"spec_dir": path.resolve().parent})
     except ValidationError as exc:
         raise MetaspiderError(_describe_errors(path, root, exc)) from None
+
+
+def line_of(path: Path, field: str) -> int:
+    """The 1-based line of a (dotted) field of a spec file: errors found after validation (a wrapper or model
+    that does not exist) point at their line like schema errors do."""
+    _, root = _parse_yaml(path, path.read_text(encoding="utf-8"))
+    return _locate(root, tuple(field.split(".")))[0] if root is not None else 1
 
 
 def _parse_yaml(path: Path, text: str) -> tuple[object, yaml.Node | None]:

@@ -14,6 +14,7 @@ from metaspider.core.backbones import load_backbone
 
 @cache
 def llama_backbone(model: str, threads: int | None = None) -> Backbone:
+    """The llama.cpp backbone collect and eval run on (the same one that serves)."""
     return load_backbone(model, "llama_cpp", n_threads=threads)
 
 

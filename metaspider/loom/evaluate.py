@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,10 @@ import numpy as np
 from scipy.special import expit
 
 from metaspider.core.backbones.base import TokenOut
+from metaspider.core.numerics import fit_platt
 from metaspider.core.pipeline import Pipeline
-from metaspider.core.wrapper.folder import WEIGHTS_FILE, WrapperManifest, load_manifest, load_weights_numpy, save_wrapper
+from metaspider.core.wrapper.folder import WEIGHTS_FILE, WrapperManifest, load_manifest
+from metaspider.core.wrapper.handle import Wrapper
 from metaspider.core.wrapper.runtime import NumpyRuntime
 from metaspider.errors import MetaspiderError
 from metaspider.loom import metrics
@@ -41,6 +44,8 @@ COVERAGES = ("0.25", "0.5", "0.75")
 
 @dataclass(frozen=True)
 class DoubterReplies:
+    """The Doubter's pass-2 replies to each evaluated question: text, whether it refused, whether the text is
+    right, and the u' fed back."""
     text: list[str]
     refused: np.ndarray
     correct: np.ndarray
@@ -81,8 +86,6 @@ def evaluate(
         curves["doubter (text)"] = metrics.risk_coverage_curve(*_doubter_ranking(replies, correct))
     report["targets"] = targets(report)
     write_report(run.path, report, curves)
-    if wrapper_dir.resolve() == run.wrapper_dir.resolve():
-        _record_headline(wrapper_dir, manifest, report)
     return report
 
 
@@ -91,8 +94,14 @@ def has_stage_b(manifest: WrapperManifest) -> bool:
     return "stage_b" in manifest.training_data
 
 
-def _record_headline(folder: Path, manifest: WrapperManifest, report: dict[str, Any]) -> None:
-    """The run's own wrapper carries its evaluation's headline figures in its manifest."""
+def record_headline(folder: Path, report: dict[str, Any]) -> None:
+    """Store an evaluation's headline figures in the wrapper folder's manifest (`metrics`, keyed by data set and
+    split), so the wrapper carries them where it goes. Only on request (`metaloom eval --record`): evaluating
+    never changes a wrapper by itself."""
+    wrapper = Wrapper.open(folder)
+    if wrapper.is_sidecar:
+        raise MetaspiderError(f"--record writes into a wrapper folder's manifest, not into the sidecar {folder}")
+    manifest = wrapper.manifest
     methods = report["methods"]
     doubter = methods["doubter"]
     headline = {
@@ -104,8 +113,7 @@ def _record_headline(folder: Path, manifest: WrapperManifest, report: dict[str, 
         },
     }
     key = f"{dataset_key(report['dataset'])}/{report['split']}"
-    updated = replace(manifest, metrics={**manifest.metrics, key: json_safe(headline)})
-    save_wrapper(folder, load_weights_numpy(folder), updated)
+    wrapper.with_manifest(metrics={**manifest.metrics, key: json_safe(headline)}).save(folder)
 
 
 def build_report(
@@ -214,19 +222,9 @@ def _baselines(run: RunFolder, dataset: str, split: str, data: Collected) -> tup
     return msp_raw, 1 - np.exp(-entropy_raw), None
 
 
-def platt(x: np.ndarray, wrong: np.ndarray):
-    """Fit sigmoid(a·x + b) to 0/1 labels by Newton's method; returns the fitted map (monotone in x)."""
-    a, b = 1.0, 0.0
-    y = wrong.astype(float)
-    for _ in range(100):
-        p = expit(a * x + b)
-        w = p * (1 - p) + 1e-9
-        gradient = np.array([np.sum((p - y) * x), np.sum(p - y)])
-        hessian = np.array([[np.sum(w * x * x), np.sum(w * x)], [np.sum(w * x), np.sum(w)]]) + 1e-6 * np.eye(2)
-        step = np.linalg.solve(hessian, gradient)
-        a, b = a - step[0], b - step[1]
-        if np.abs(step).max() < 1e-10:
-            break
+def platt(x: np.ndarray, wrong: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+    """A baseline's Platt map fitted to 0/1 labels (monotone in x): its ECE and Brier become comparable with u's."""
+    a, b = fit_platt(x, wrong)
     if a <= 0:  # a baseline that ranks backwards keeps its own order: Platt must not flip it
         a = 1e-6
     return lambda v: expit(a * np.asarray(v) + b)

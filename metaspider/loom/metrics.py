@@ -8,7 +8,6 @@ method gains from the order of the data."""
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -103,21 +102,14 @@ def e_aurc(u: ArrayLike, correct: ArrayLike) -> float:
 
 
 def auroc(u: ArrayLike, correct: ArrayLike) -> float:
-    """Probability that a wrong answer has a higher u than a right one (ties count half); NaN when
-    all answers are right or all wrong."""
+    """Probability that a wrong answer has a higher u than a right one (ties count half), scikit-learn's
+    ROC AUC with "wrong" as the positive class; NaN when all answers are right or all wrong."""
+    from sklearn.metrics import roc_auc_score
+
     scores, wrong = _scores_and_wrong(u, correct)
-    n_wrong, n_right = int(wrong.sum()), int((~wrong).sum())
-    if n_wrong == 0 or n_right == 0:
+    if wrong.all() or not wrong.any():
         return float("nan")
-    ranks = _average_ranks(scores)
-    return float((ranks[wrong].sum() - n_wrong * (n_wrong + 1) / 2) / (n_wrong * n_right))
-
-
-def _average_ranks(scores: np.ndarray) -> np.ndarray:
-    """1-based ranks, tied values sharing their mean rank."""
-    _, inverse, counts = np.unique(scores, return_inverse=True, return_counts=True)
-    last_rank = np.cumsum(counts)
-    return (last_rank - (counts - 1) / 2)[inverse]
+    return float(roc_auc_score(wrong, scores))
 
 
 def ece(u: ArrayLike, correct: ArrayLike, bins: int = ECE_BINS) -> float:
@@ -133,9 +125,11 @@ def ece(u: ArrayLike, correct: ArrayLike, bins: int = ECE_BINS) -> float:
 
 
 def brier(u: ArrayLike, correct: ArrayLike) -> float:
-    """Mean squared error of u as a probability of being wrong."""
+    """Mean squared error of u as a probability of being wrong (scikit-learn's Brier score)."""
+    from sklearn.metrics import brier_score_loss
+
     scores, wrong = _scores_and_wrong(u, correct)
-    return float(np.mean((scores - wrong) ** 2))
+    return float(brier_score_loss(wrong.astype(int), scores, pos_label=1))
 
 
 def refusal_precision(refused: ArrayLike, correct: ArrayLike) -> float:
@@ -160,23 +154,6 @@ def mcnemar_p(correct_a: ArrayLike, correct_b: ArrayLike) -> float:
     n = only_a + only_b
     if n == 0:
         return 1.0
-    tail = sum(math.comb(n, i) for i in range(min(only_a, only_b) + 1))
-    return min(1.0, 2 * tail / 2**n)
+    from scipy.stats import binomtest
 
-
-def risk_coverage_plot(curves: dict[str, tuple[ArrayLike, ArrayLike]], path: str | Path) -> Path:
-    """Write a PNG of selective risk against coverage, one line per method."""
-    from matplotlib.figure import Figure  # a bare Figure renders with Agg and leaves pyplot's state alone
-
-    figure = Figure(figsize=(6, 4.5), dpi=120)
-    axes = figure.subplots()
-    for name, (cov, risk) in curves.items():
-        axes.plot(cov, risk, label=name)
-    axes.set(xlabel="coverage", ylabel="selective risk (error rate)", xlim=(0, 1), ylim=(0, None))
-    axes.grid(alpha=0.3)
-    axes.legend()
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, format="png")
-    return path
+    return float(binomtest(only_a, n, 0.5, alternative="two-sided").pvalue)

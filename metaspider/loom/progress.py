@@ -7,6 +7,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 def progress_bar() -> Progress:
+    """The one progress bar style of metaloom's long steps."""
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),

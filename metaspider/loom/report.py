@@ -1,4 +1,4 @@
-"""report.json, report.md and risk_coverage.png for one evaluation."""
+"""report.json, report.md and risk_coverage.png for one evaluation: the writers of everything a reader looks at."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import math
 from pathlib import Path
 from typing import Any
 
-from metaspider.loom.metrics import risk_coverage_plot
-from metaspider.loom.run_folder import write_text
+from numpy.typing import ArrayLike
+
+from metaspider.core.files import write_text_atomically
 
 REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
@@ -16,9 +17,11 @@ PLOT = "risk_coverage.png"
 
 
 def write_report(folder: Path, report: dict[str, Any], curves: dict) -> None:
+    """Write report.json, report.md and the risk-coverage plot into `folder`; `curves` maps a method to
+    (coverage, selective risk) as `metrics.risk_coverage_curve` returns them."""
     folder.mkdir(parents=True, exist_ok=True)
-    write_text(folder / REPORT_JSON, json.dumps(json_safe(report), indent=2, allow_nan=False) + "\n")
-    write_text(folder / REPORT_MD, markdown(report))
+    write_text_atomically(folder / REPORT_JSON, json.dumps(json_safe(report), indent=2, allow_nan=False) + "\n")
+    write_text_atomically(folder / REPORT_MD, markdown(report))
     risk_coverage_plot(curves, folder / PLOT)
 
 
@@ -34,7 +37,8 @@ def json_safe(value: Any) -> Any:
 
 
 def targets(report: dict[str, Any]) -> dict[str, bool]:
-    """The issue's acceptance targets for the shipped Doubter."""
+    """The acceptance targets of a shipped Doubter: the wrapper beats the best baseline's AUROC by 0.05, and the
+    Doubter keeps >= 40 % coverage with selective accuracy >= base + 0.2 and >= MSP at the same coverage."""
     methods = report["methods"]
     doubter = methods["doubter"]
     best_baseline = max(_num(methods["msp"]["auroc"]), _num(methods["entropy"]["auroc"]))
@@ -50,6 +54,7 @@ def targets(report: dict[str, Any]) -> dict[str, bool]:
 
 
 def markdown(report: dict[str, Any]) -> str:
+    """report.md: the table of methods, the Doubter's refusals and the targets, for a human reader."""
     methods = report["methods"]
     domain = "cross-domain (never seen in training)" if report.get("cross_domain") else "a held-out split of a training data set"
     lines = [
@@ -76,7 +81,7 @@ def markdown(report: dict[str, Any]) -> str:
         f"- wrapper read-only threshold u < {_f(methods['wrapper']['threshold'])}: coverage {_pct(methods['wrapper']['coverage_at_threshold'])}, "
         f"selective accuracy {_pct(methods['wrapper']['selective_accuracy_at_threshold'])}",
         "",
-        "Targets (issue 3):",
+        "Targets:",
         "",
     ]
     lines += [f"- {'PASS' if ok else 'MISS'}: {name.replace('_', ' ')}" for name, ok in targets(report).items()]
@@ -117,3 +122,21 @@ def _f(x: float | None) -> str:
 
 def _pct(x: float | None) -> str:
     return "–" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f} %"
+
+
+def risk_coverage_plot(curves: dict[str, tuple[ArrayLike, ArrayLike]], path: str | Path) -> Path:
+    """Write a PNG of selective risk against coverage, one line per method."""
+    from matplotlib.figure import Figure  # a bare Figure renders with Agg and leaves pyplot's state alone
+
+    figure = Figure(figsize=(6, 4.5), dpi=120)
+    axes = figure.subplots()
+    for name, (cov, risk) in curves.items():
+        axes.plot(cov, risk, label=name)
+    axes.set(xlabel="coverage", ylabel="selective risk (error rate)", xlim=(0, 1), ylim=(0, None))
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, format="png")
+    return path

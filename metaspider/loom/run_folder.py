@@ -13,23 +13,27 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import safetensors.numpy
+from pydantic import ConfigDict
 
+from metaspider.core.files import atomic_path, write_text_atomically
+from metaspider.core.schema import Schema
 from metaspider.errors import MetaspiderError
 
 RUN_FILE = "run.json"
 WRAPPER_DIR = "wrapper"
 
 
-@dataclass(frozen=True)
-class RunConfig:
-    """What every collect into one run must agree on: the base model and the layers read."""
+class RunConfig(Schema):
+    """What every collect into one run must agree on: the base model and the layers read (run.json)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+    _title = "run config"
 
     model: str
     fingerprint: str
@@ -40,23 +44,13 @@ class RunConfig:
     one), or None when the run only evaluates an existing wrapper."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "fingerprint": self.fingerprint,
-            "read_layers": list(self.read_layers),
-            "inject_layers": list(self.inject_layers),
-            "prefix_layer": self.prefix_layer,
-        }
+        """The run.json layout."""
+        return self.model_dump(mode="json")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunConfig:
-        return cls(
-            model=str(data["model"]),
-            fingerprint=str(data["fingerprint"]),
-            read_layers=tuple(data["read_layers"]),
-            inject_layers=tuple(data["inject_layers"]),
-            prefix_layer=data["prefix_layer"],
-        )
+        """Validate run.json's content; errors name the field."""
+        return cls.parse(data)
 
 
 @dataclass
@@ -70,6 +64,7 @@ class Collected:
     """Per record [T, d] float16: the prefix layer's output at every input position of prompt + target."""
 
     def labels(self, key: str) -> np.ndarray:
+        """One record field as an array (e.g. "correct", "msp") in item order."""
         return np.array([record[key] for record in self.records])
 
     def read_layers(self, collected: tuple[int, ...], wanted: tuple[int, ...]) -> Collected:
@@ -82,26 +77,31 @@ class Collected:
 
 
 class RunFolder:
+    """A run folder (layout in the module docstring): collects, the trained wrapper and reports in plain files."""
     def __init__(self, path: str | Path):
         self.path = Path(path)
 
     @property
     def wrapper_dir(self) -> Path:
+        """Where `train` writes the run's wrapper."""
         return self.path / WRAPPER_DIR
 
     def config(self) -> RunConfig:
+        """The run's run.json; a missing or malformed file says what to run."""
         file = self.path / RUN_FILE
         if not file.is_file():
             raise MetaspiderError(f"{self.path} is not a metaloom run folder (no {RUN_FILE}); run `metaloom collect` first")
         try:
             return RunConfig.from_dict(json.loads(file.read_text(encoding="utf-8")))
-        except (json.JSONDecodeError, KeyError, TypeError) as exc:
+        except (json.JSONDecodeError, MetaspiderError) as exc:
             raise MetaspiderError(f"{file} is malformed: {exc}") from exc
 
     def has_config(self) -> bool:
+        """Whether anything was collected into this folder yet."""
         return (self.path / RUN_FILE).is_file()
 
     def save_config(self, config: RunConfig) -> None:
+        """Write run.json, or check that this collect agrees with the one already there (model and layers)."""
         if self.has_config():
             existing = self.config()
             if existing != config:
@@ -114,24 +114,27 @@ class RunFolder:
         write_text(self.path / RUN_FILE, json.dumps(config.to_dict(), indent=2) + "\n")
 
     def split_dir(self, dataset: str, split: str) -> Path:
+        """The folder of one data set's split."""
         return self.path / "collect" / dataset_key(dataset) / split
 
     def stored_ids(self, dataset: str, split: str) -> set[str]:
+        """Ids of the items already collected for a split: a resumed collect skips them."""
         chunks = sorted(self.split_dir(dataset, split).glob("chunk-*.json"))
         return {record["id"] for chunk in chunks for record in json.loads(chunk.read_text(encoding="utf-8"))}
 
     def write_chunk(self, dataset: str, split: str, records: list[dict[str, Any]], arrays: dict[str, np.ndarray]) -> None:
+        """Append one chunk (arrays first, records last, each written atomically)."""
         folder = self.split_dir(dataset, split)
         folder.mkdir(parents=True, exist_ok=True)
         index = len(list(folder.glob("chunk-*.json")))
         stem = folder / f"chunk-{index:05d}"
         tensors = {name: np.ascontiguousarray(a) for name, a in arrays.items()}
-        tmp = stem.with_suffix(".safetensors.tmp")
-        safetensors.numpy.save_file(tensors, str(tmp))
-        os.replace(tmp, stem.with_suffix(".safetensors"))
+        with atomic_path(stem.with_suffix(".safetensors")) as tmp:
+            safetensors.numpy.save_file(tensors, str(tmp))
         write_text(stem.with_suffix(".json"), json.dumps(records, ensure_ascii=False) + "\n")
 
     def load(self, dataset: str, split: str, with_prefix: bool = False) -> Collected:
+        """Every chunk of a split, in item order; `with_prefix` also loads stage B's per-position activations."""
         chunks = sorted(self.split_dir(dataset, split).glob("chunk-*.json"))
         if not chunks:
             raise MetaspiderError(
@@ -163,9 +166,5 @@ def dataset_key(dataset: str) -> str:
     return dataset
 
 
-def write_text(path: Path, text: str) -> None:
-    """Atomically, through a temporary file of this process: collects of different splits may run at
-    once into one run folder, and both write run.json."""
-    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+write_text = write_text_atomically
+"""Collects of different splits may run at once into one run folder, and both write run.json."""

@@ -1,7 +1,7 @@
 """Stage A: the encoder and the confidence head learn P(wrong) from cached activations alone.
 
 No base-model forward pass: a few epochs of binary cross-entropy on [N, R, d] arrays, minutes on a CPU.
-The seed needed this pre-training before the injection would converge at all."""
+Stage B's injection converges only from a wrapper whose u already means something, so this comes first."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from metaspider.core.wrapper.torch_module import MetaWrapper
 
 @dataclass(frozen=True)
 class StageASettings:
+    """Stage A's optimiser and early-stopping settings (recorded in the manifest's training_data)."""
     lr: float = 1e-3
     weight_decay: float = 0.01
     batch_size: int = 32
@@ -28,12 +29,14 @@ class StageASettings:
 
 @dataclass(frozen=True)
 class StageAResult:
+    """How stage A ended: epochs run, the best epoch kept, its validation loss."""
     epochs: int
     best_epoch: int
     val_loss: float
 
 
 def encoder_parameters(wrapper: MetaWrapper) -> list[torch.nn.Parameter]:
+    """The parameters stage A trains: encoder and confidence head, not the meta-attention heads."""
     modules = [wrapper.readers, wrapper.shared_in, wrapper.shared_out, wrapper.shared_norm, wrapper.confidence]
     return [p for module in modules for p in module.parameters()]
 

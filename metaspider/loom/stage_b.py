@@ -25,7 +25,7 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from metaspider.core.wrapper.modifiers import Modifier
+from metaspider.core.wrapper.modifiers import Modifier, doubt
 from metaspider.core.wrapper.torch_module import MetaWrapper
 from metaspider.errors import MetaspiderError
 from metaspider.loom.frozen_tail import FrozenTail
@@ -34,6 +34,7 @@ from metaspider.loom.run_folder import Collected
 
 @dataclass(frozen=True)
 class StageBSettings:
+    """Stage B's optimiser, schedule, Doubter-bias range and early-stopping settings (recorded in the manifest)."""
     bias_range: float = 3.0
     """Training biases are drawn uniformly from [-bias_range, bias_range]."""
     lr: float = 2e-4
@@ -43,12 +44,14 @@ class StageBSettings:
     clip: float = 1.0
     batch_size: int = 8
     epochs: int = 5
-    """More than the seed's 2: a few hundred questions, not thousands; early stopping keeps the best."""
+    """Several epochs because the data sets are a few hundred questions, not thousands; early stopping keeps
+    the best."""
     seed: int = 0
 
 
 @dataclass(frozen=True)
 class StageBResult:
+    """How stage B ended: epochs run, the best epoch kept, and the validation loss before and after."""
     epochs: int
     best_epoch: int
     val_loss_before: float
@@ -66,6 +69,7 @@ class _Example:
 
 
 def head_parameters(wrapper: MetaWrapper) -> list[torch.nn.Parameter]:
+    """The parameters stage B trains: the meta-attention heads and the doubt/sure embeddings."""
     return [*wrapper.heads.parameters(), wrapper.e_doubt, wrapper.e_sure]
 
 
@@ -106,8 +110,10 @@ def train_stage_b(
         [{"params": others, "lr": settings.lr}, {"params": gates, "lr": settings.lr * settings.gate_lr_scale}],
         weight_decay=settings.weight_decay,
     )
-    batches_per_epoch = math.ceil(len(train) / settings.batch_size)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _cosine(settings.epochs * batches_per_epoch, settings.warmup))
+    from transformers import get_cosine_schedule_with_warmup
+
+    total_steps = settings.epochs * math.ceil(len(train) / settings.batch_size)
+    schedule = get_cosine_schedule_with_warmup(optimizer, max(1, round(settings.warmup * total_steps)), total_steps)
     generator = torch.Generator().manual_seed(settings.seed)
     trainable = head_parameters(wrapper)
     with _only(wrapper, trainable):
@@ -165,7 +171,7 @@ def _injected_hidden(
     with torch.no_grad():
         tokens = wrapper.encode(torch.stack([ex.acts for ex in batch]))
         u = wrapper.calibrate(wrapper.confidence_logit(tokens))
-        u_mod = u / (u + (1 - u) * torch.exp(-biases))
+        u_mod = doubt(u, biases)
     memory = wrapper.memory(tokens, u_mod)
     steps = torch.arange(states.shape[1])[None] - decision[:, None]  # [B, T]: generated step of each position
     scale = ((steps >= 0).float() * wrapper.damping(steps.clamp(min=0))).unsqueeze(-1)
@@ -203,18 +209,6 @@ def _pad(batch: list[_Example]) -> tuple[Tensor, Tensor, Tensor]:
         states[i, : len(ex.states)] = ex.states
         labels[i, : len(ex.labels)] = ex.labels
     return states, labels, torch.tensor([ex.decision for ex in batch])
-
-
-def _cosine(total_steps: int, warmup: float) -> Callable[[int], float]:
-    warm = max(1, round(warmup * total_steps))
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        progress = (step - warm) / max(1, total_steps - warm)
-        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-    return factor
 
 
 def _snapshot(wrapper: MetaWrapper) -> dict[str, Tensor]:

@@ -5,7 +5,7 @@ stage, so stage B can be rerun on its own."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -36,6 +36,7 @@ right against 35 % for train, and its argmax answered up to u = 0.65)."""
 
 @dataclass(frozen=True)
 class TrainSummary:
+    """What `metaloom train` did: stages run, data sizes, the val AUROC, stage B's loss and the Doubter bias chosen."""
     stages: tuple[str, ...]
     n_train: int
     n_val: int
@@ -47,7 +48,8 @@ class TrainSummary:
 
 
 def default_bottleneck(d_model: int) -> int:
-    """d/16 as in the seed (256 for 4k-wide models, 128 for 2k), at least 64 for small models."""
+    """d/16 (256 for 4k-wide models, 128 for 2k), at least 64 for small models: a bottleneck that keeps the
+    wrapper a few percent of the base model."""
     return max(64, d_model // 16)
 
 
@@ -58,6 +60,8 @@ def new_wrapper(d_model: int, read_layers: tuple[int, ...], inject_layers: tuple
 
 
 def train(run: RunFolder, stage: str = "all", epochs: int | None = None, threads: int | None = None) -> TrainSummary:
+    """Train the run's wrapper from its collected data: stage A (P(wrong) from activations), Platt calibration on
+    val, stage B (the heads, through the frozen model); `stage` "a", "b" or "all". Writes the wrapper folder."""
     if stage not in STAGES:
         raise MetaspiderError(f"unknown stage {stage!r}: use one of {', '.join(STAGES)}")
     datasets = training_datasets(run)
@@ -71,7 +75,7 @@ def train(run: RunFolder, stage: str = "all", epochs: int | None = None, threads
     stage_b = None
     if need_prefix:
         manifest, stage_b = _stage_b(run, wrapper, manifest, train_data, val_data, epochs, threads)
-        manifest = replace(manifest, training_data={**manifest.training_data, "stage_b": stage_b})
+        manifest = manifest.replace(training_data={**manifest.training_data, "stage_b": stage_b})
         save_wrapper(run.wrapper_dir, wrapper.state_dict(), manifest)
     return TrainSummary(
         stages=("a", "b") if stage == "all" else (stage,),
@@ -189,7 +193,7 @@ def _stage_b(run, wrapper, manifest, train_data, val_data, epochs, threads) -> d
     # The heads refuse when u' >= 1/2: this bias puts that point at the read-only threshold.
     bias = round(math.log((1 - manifest.answer_below) / manifest.answer_below), 2)
     scan = doubter_bias_scan(wrapper, tail, val_examples, val_data.labels("correct"), refusal_start, (*BIAS_GRID, bias))
-    manifest = replace(manifest, modifier=Modifier("doubter", bias))
+    manifest = manifest.replace(modifier=Modifier("doubter", bias))
     save_wrapper(run.wrapper_dir, wrapper.state_dict(), manifest)
     return manifest, {
         "doubter_bias_scan": scan,

@@ -11,17 +11,17 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, replace
 from operator import itemgetter
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
 from langchain_core.language_models.chat_models import generate_from_stream
-from langchain_core.messages import AIMessageChunk, BaseMessage
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolCallChunk
 from langchain_core.output_parsers import JsonOutputKeyToolsParser, JsonOutputParser, PydanticOutputParser
 from langchain_core.output_parsers.openai_tools import PydanticToolsParser
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
@@ -29,8 +29,9 @@ from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
 from langchain_core.utils.pydantic import is_basemodel_subclass
-from pydantic import Field
+from pydantic import BaseModel, Field
 
+from metaspider.core.names import Backend, ModifierName
 from metaspider.errors import MetaspiderError
 from metaspider.runtime.engine import Engine, get_engine
 from metaspider.runtime.tool_calls import (
@@ -62,10 +63,10 @@ class MetaSpiderChatModel(BaseChatModel):
 
     model: str = "smollm2-135m"
     """A registry name (`metaspider models list`) or a path to a GGUF file or Hugging Face folder."""
-    backend: Literal["llama_cpp", "torch"] = "llama_cpp"
+    backend: Backend = "llama_cpp"
     wrapper: str | None = None
     """A wrapper folder, "default" for the one shipped for `model`, or None for the bare model."""
-    modifier: Literal["watchdog", "doubter", "none"] | None = None
+    modifier: ModifierName | None = None
     """None: the wrapper's own default."""
     gain: float | None = None
     """Injection gain; None: the wrapper's own default (1 = as trained, 0 = the bare model)."""
@@ -122,13 +123,13 @@ class MetaSpiderChatModel(BaseChatModel):
         *,
         tool_choice: str | dict | bool | None = None,
         **kwargs: Any,
-    ) -> Runnable[LanguageModelInput, BaseMessage]:
+    ) -> Runnable[LanguageModelInput, AIMessage]:
         """`tool_choice`: "auto" (default), "none", "any"/"required"/True (some tool must be called), a
         tool name, or an OpenAI/Anthropic-style dict naming one. Forced calls are grammar-constrained."""
         formatted = [convert_to_openai_tool(t) for t in tools]
         names = [t["function"]["name"] for t in formatted]
         choice = normalize_tool_choice(tool_choice, names)
-        return super().bind(tools=formatted, tool_choice=choice, **kwargs)
+        return cast(Runnable[LanguageModelInput, AIMessage], super().bind(tools=formatted, tool_choice=choice, **kwargs))
 
     def with_structured_output(
         self,
@@ -149,7 +150,7 @@ class MetaSpiderChatModel(BaseChatModel):
             name = convert_to_openai_tool(schema)["function"]["name"]
             llm = self.bind_tools([schema], tool_choice=name, ls_structured_output_format=trace)
             parser: Runnable = (
-                PydanticToolsParser(tools=[schema], first_tool_only=True)
+                PydanticToolsParser(tools=[cast(type[BaseModel], schema)], first_tool_only=True)
                 if is_pydantic
                 else JsonOutputKeyToolsParser(key_name=name, first_tool_only=True)
             )
@@ -159,7 +160,9 @@ class MetaSpiderChatModel(BaseChatModel):
             else:
                 response_format = {"type": "json_object"}
             llm = self.bind(response_format=response_format, ls_structured_output_format=trace)
-            parser = PydanticOutputParser(pydantic_object=schema) if is_pydantic else JsonOutputParser()
+            parser = (
+                PydanticOutputParser(pydantic_object=cast(type[BaseModel], schema)) if is_pydantic else JsonOutputParser()
+            )
         else:
             raise MetaspiderError(
                 f"with_structured_output: method must be function_calling, json_schema or json_mode, got {method!r}"
@@ -209,7 +212,9 @@ class MetaSpiderChatModel(BaseChatModel):
                 await run_manager.on_llm_new_token(message.text, chunk=chunk)
             yield chunk
 
-    def _chunks(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]) -> Iterator[AIMessageChunk]:
+    def _chunks(
+        self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]
+    ) -> Generator[AIMessageChunk, None, None]:
         unknown = set(kwargs) - _CALL_KWARGS
         if unknown:
             raise MetaspiderError(f"MetaSpiderChatModel: unsupported call argument(s) {sorted(unknown)}")
@@ -250,7 +255,7 @@ class MetaSpiderChatModel(BaseChatModel):
             return _with_response_format(request, response_format)
         return request
 
-    def _generate_locked(self, request: _Request, deadline: float | None) -> Iterator[AIMessageChunk]:
+    def _generate_locked(self, request: _Request, deadline: float | None) -> Generator[AIMessageChunk, None, None]:
         from metaspider.core.backbones.base import GenerationEnd
         from metaspider.core.pipeline import baseline_score
 
@@ -358,7 +363,7 @@ def _with_tools(request: _Request, tools: list[dict], choice: str, native: bool)
     if forced:
         allowed = tools if forced == "any" else [t for t in tools if t["function"]["name"] == forced]
         grammar = schema_grammar(call_schema(allowed), request.params.max_tokens)
-    mode = "forced" if forced else ("native" if native else "auto")
+    mode: Literal["auto", "native", "forced"] = "forced" if forced else ("native" if native else "auto")
     return replace(request, messages=messages, tools=tools if native else None, tool_names=names, mode=mode, grammar=grammar)
 
 
@@ -422,9 +427,9 @@ class _Holdback:
         return parse_tool_calls(self._held, tool_names)
 
 
-def _call_chunk(call: ToolCall, index: int) -> dict[str, Any]:
+def _call_chunk(call: ToolCall, index: int) -> ToolCallChunk:
     args = json.dumps(call.args, ensure_ascii=False)
-    return {"name": call.name, "args": args, "id": call.id, "index": index, "type": "tool_call_chunk"}
+    return ToolCallChunk(name=call.name, args=args, id=call.id, index=index, type="tool_call_chunk")
 
 
 def _logprob_entry(engine: Engine, token_id: int, logprob: float) -> dict[str, Any]:
@@ -432,7 +437,7 @@ def _logprob_entry(engine: Engine, token_id: int, logprob: float) -> dict[str, A
     return {"token": text, "bytes": list(text.encode("utf-8")), "logprob": logprob}
 
 
-async def _in_thread(make: Callable[[], Iterator[AIMessageChunk]]) -> AsyncIterator[AIMessageChunk]:
+async def _in_thread(make: Callable[[], Generator[AIMessageChunk, None, None]]) -> AsyncIterator[AIMessageChunk]:
     """Iterate a blocking generator on its own thread, handing items to the event loop as they come."""
     loop = asyncio.get_running_loop()
     queue: asyncio.Queue = asyncio.Queue()

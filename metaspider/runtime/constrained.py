@@ -58,6 +58,7 @@ def _cached_vocab(path: Path) -> Vocab:
 
 
 def vocab_for(path: Path) -> Vocab:
+    """The model's vocabulary for grammar-constrained sampling, loaded once per model file and shared."""
     with _vocab_lock:
         return _cached_vocab(path)
 
@@ -74,6 +75,7 @@ class GrammarConstraint:
         self._data["id"] = np.arange(vocab.size, dtype=np.int32)
 
     def mask(self, logits: np.ndarray) -> np.ndarray:
+        """The logits with every token the grammar forbids next set to -inf."""
         n = min(len(logits), self._vocab.size)
         self._data["logit"] = FORBIDDEN
         self._data["logit"][:n] = logits[:n]
@@ -88,6 +90,7 @@ class GrammarConstraint:
         return masked
 
     def accept(self, token_id: int) -> None:
+        """Advance the grammar past the sampled token."""
         llama_cpp.llama_sampler_accept(self._sampler, token_id)
 
     def __del__(self) -> None:

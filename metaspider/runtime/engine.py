@@ -11,6 +11,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from metaspider.core.names import BACKENDS
 from metaspider.errors import MetaspiderError
 
 if TYPE_CHECKING:
@@ -19,10 +20,11 @@ if TYPE_CHECKING:
     from metaspider.core.wrapper.runtime import WrapperRuntime
     from metaspider.runtime.constrained import GrammarConstraint
 
-BACKENDS = ("llama_cpp", "torch")
 
 
 class Engine:
+    """One loaded backbone and its wrappers, shared by every chat model on the same (model, backend, n_ctx):
+    loading happens once, and requests are serialised on the backbone's lock."""
     def __init__(self, model: str, backend: str, n_ctx: int, n_threads: int | None):
         if backend not in BACKENDS:
             raise MetaspiderError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -36,6 +38,7 @@ class Engine:
 
     @property
     def backbone(self) -> Backbone:
+        """The backbone, loaded on first use (under a lock, once)."""
         if self._backbone is None:
             with self._load_lock:
                 if self._backbone is None:
@@ -52,12 +55,12 @@ class Engine:
     def pipeline(self, wrapper: str | None, modifier: str | None, gain: float | None) -> Pipeline:
         """Cheap per request: the backbone and wrapper are loaded once and shared. A modifier named like
         the wrapper's own keeps the bias it was trained with: the Doubter's bias is where it refuses."""
-        from metaspider.core.wrapper.modifiers import Modifier
         from metaspider.core.pipeline import Pipeline
+        from metaspider.core.wrapper.modifiers import Modifier
 
         runtime = self._wrapper(wrapper) if wrapper is not None else None
         trained = runtime.manifest.modifier if runtime is not None else None
-        chosen = trained if trained is not None and trained.name == modifier else Modifier(modifier) if modifier else None
+        chosen = trained if trained is not None and trained.name == modifier else Modifier.parse({"name": modifier}) if modifier else None
         return Pipeline(self.backbone, runtime, chosen, gain)
 
     def _wrapper(self, spec: str) -> WrapperRuntime:
@@ -72,11 +75,13 @@ class Engine:
             return self._wrappers[spec]
 
     def grammar(self, grammar: str) -> GrammarConstraint:
+        """A fresh grammar constraint (GBNF) over this model's vocabulary, for structured output and tool calls."""
         from metaspider.runtime.constrained import GrammarConstraint, vocab_for
 
         return GrammarConstraint(vocab_for(self.model_path()), grammar)
 
     def model_path(self) -> Path:
+        """The model's file (a registry name resolved, fetched if needed)."""
         from metaspider.core.models.registry import resolve
 
         return resolve(self.model)

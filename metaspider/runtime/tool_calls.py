@@ -31,19 +31,23 @@ _ARGUMENT_KEYS = ("arguments", "parameters", "args", "input")
 
 @dataclass(frozen=True)
 class ToolCall:
+    """A tool call parsed from the model's text: the name, the arguments and an id for the ToolMessage reply."""
     name: str
     args: dict[str, Any]
     id: str
 
     def as_langchain(self) -> dict[str, Any]:
+        """The call in LangChain's `AIMessage.tool_calls` form."""
         return {"name": self.name, "args": self.args, "id": self.id, "type": "tool_call"}
 
 
 def has_native_tool_calls(chat_template: str) -> bool:
+    """Whether the chat template renders tools itself (Qwen-style `<tool_call>`), so tools need no prompt of ours."""
     return "<tool_call>" in chat_template and "tools" in chat_template
 
 
 def new_call_id() -> str:
+    """A fresh tool-call id in OpenAI's `call_...` form."""
     return f"call_{uuid.uuid4().hex[:24]}"
 
 
@@ -112,6 +116,7 @@ def _tool_result(message: ToolMessage, name: str, native: bool) -> Message:
 
 
 def call_json(name: str, args: dict[str, Any]) -> str:
+    """A tool call as the JSON object the model is asked to write."""
     return json.dumps({"name": name, "arguments": args}, ensure_ascii=False)
 
 
@@ -218,12 +223,12 @@ def _calls_in(value: Any, tool_names: Sequence[str]) -> list[ToolCall]:
             name = item.get("name")
         if name not in tool_names:
             return []
-        args = next((item[k] for k in _ARGUMENT_KEYS if k in item), {})
+        args: Any = next((item[k] for k in _ARGUMENT_KEYS if k in item), {})
         if isinstance(args, str):
             args = _loads(args)
         if not isinstance(args, dict):
             return []
-        calls.append(ToolCall(name, args, new_call_id()))
+        calls.append(ToolCall(str(name), args, new_call_id()))
     return calls
 
 

@@ -11,6 +11,7 @@ __all__ = ["ToolSpec", "build_tool", "build_tools"]
 
 
 def build_tool(spec: ToolSpec) -> BaseTool:
+    """The LangChain tool a spec entry describes."""
     match spec:
         case CalculatorSpec():
             return calculator

@@ -29,10 +29,12 @@ def error_safe_tool(func: Callable[..., str], *, name: str) -> StructuredTool:
 
 
 def format_tool_error(exc: ToolException) -> str:
+    """A tool's error as the text the model reads back (prefixed, so the model can tell it from a result)."""
     return f"{ERROR_PREFIX}{exc}"
 
 
 def format_validation_error(exc: Exception) -> str:
+    """Bad tool arguments as one line per field, for the model to correct its call."""
     if isinstance(exc, ValidationError):
         problems = "; ".join(
             f"{'.'.join(map(str, detail['loc']))}: {detail['msg']}" for detail in exc.errors()

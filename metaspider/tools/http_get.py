@@ -33,12 +33,14 @@ def resolve_addresses(host: str) -> list[IpAddress]:
 
 
 def is_public(address: IpAddress) -> bool:
+    """Whether an address is on the public internet: `http_get` refuses private, loopback and link-local ones."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     return address.is_global and not address.is_multicast
 
 
 def is_text(content_type: str) -> bool:
+    """Whether a content type is text the model can read (HTML, JSON, plain text, ...)."""
     media_type = content_type.split(";")[0].strip().lower()
     return (
         media_type.startswith("text/")

@@ -24,6 +24,7 @@ RELATIVE_CUTOFF = 0.5
 
 @dataclass(frozen=True)
 class Passage:
+    """One passage of the knowledge base: its text and the file it came from."""
     source: str  # file name relative to the knowledge-base folder
     text: str
 

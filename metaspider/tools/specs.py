@@ -12,6 +12,7 @@ from pydantic_core import PydanticCustomError
 
 
 def resolve_against_spec_dir(path: Path, info: ValidationInfo) -> Path:
+    """A relative path in a spec, taken relative to the spec file's folder rather than the working directory."""
     path = path.expanduser()
     spec_dir = (info.context or {}).get("spec_dir")
     if path.is_absolute() or spec_dir is None:
@@ -27,10 +28,12 @@ class _ToolSpecBase(BaseModel):
 
 
 class CalculatorSpec(_ToolSpecBase):
+    """The calculator tool (no settings)."""
     name: Literal["calculator"]
 
 
 class KnowledgeBaseSpec(_ToolSpecBase):
+    """The knowledge-base tool: a folder of text files to search, and how many passages to return."""
     name: Literal["knowledge_base"]
     folder: SpecPath
     top_k: int = Field(3, ge=1)
@@ -46,6 +49,7 @@ class KnowledgeBaseSpec(_ToolSpecBase):
 
 
 class HttpGetSpec(_ToolSpecBase):
+    """The http_get tool: which hosts it may fetch (private addresses only on request), its timeout and size limit."""
     name: Literal["http_get"]
     allow_hosts: list[str] = Field(min_length=1)
     allow_private: bool = False

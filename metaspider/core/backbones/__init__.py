@@ -5,12 +5,15 @@ The implementations import torch or llama_cpp, so they load only when `load_back
 from __future__ import annotations
 
 from metaspider.core.backbones.base import Backbone, GenerationEnd, Injection, Priming, SamplingParams, TokenOut
+from metaspider.core.names import BACKENDS
 from metaspider.errors import MetaspiderError
 
 __all__ = ["Backbone", "GenerationEnd", "Injection", "Priming", "SamplingParams", "TokenOut", "load_backbone"]
 
 
-def load_backbone(model: str, backend: str, n_ctx: int = 2048, n_threads: int | None = None) -> Backbone:
+def load_backbone(model: str, backend: str = "llama_cpp", n_ctx: int = 2048, n_threads: int | None = None) -> Backbone:
+    """Load `model` (a registry name, a GGUF file or a Hugging Face folder) on one backend: "llama_cpp" to serve
+    (no torch needed), "torch" to train. The backend's heavy library is imported only here."""
     if backend == "llama_cpp":
         from metaspider.core.backbones.llama_cpp import LlamaCppBackbone
 
@@ -19,4 +22,4 @@ def load_backbone(model: str, backend: str, n_ctx: int = 2048, n_threads: int | 
         from metaspider.core.backbones.torch import TorchBackbone
 
         return TorchBackbone(model, n_threads=n_threads)
-    raise MetaspiderError(f"unknown backend {backend!r}: use 'llama_cpp' or 'torch'")
+    raise MetaspiderError(f"unknown backend {backend!r}: use one of {', '.join(BACKENDS)}")

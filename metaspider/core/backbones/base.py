@@ -39,6 +39,7 @@ class Injection:
 
     @property
     def written_layers(self) -> tuple[int, ...]:
+        """The blocks whose outputs this injection changes: the injector's layers, or the control vector's."""
         return self.layers if self.injector is not None else tuple(sorted(self.control or ()))
 
     def offsets(self, layer: int, hidden, positions: np.ndarray):
@@ -78,6 +79,8 @@ class Constraint(Protocol):
 
 @dataclass(frozen=True)
 class SamplingParams:
+    """How pass 2 samples: token budget, temperature (0 = greedy, the default, so results repeat), seed, stop
+    strings and an optional grammar constraint. One type for both backbones, so a request means the same on each."""
     max_tokens: int = 128
     temperature: float = 0.0
     seed: int | None = None
@@ -104,6 +107,7 @@ class TokenOut:
 
 @dataclass
 class GenerationEnd:
+    """Why and after how many tokens a generation stopped: the last item a backbone's stream yields."""
     finish_reason: str
     """"stop" (end of sequence or a stop string) or "length"."""
     n_prompt_tokens: int
@@ -117,6 +121,8 @@ class Backbone(ABC):
 
     lock: threading.RLock
 
+    backend: str
+    """"llama_cpp" or "torch": which wrapper runtime (NumPy or Torch) runs on this backbone."""
     name: str
     n_layers: int
     d_model: int
@@ -130,10 +136,12 @@ class Backbone(ABC):
         """Text with special tokens parsed, no BOS added beyond what the text holds."""
 
     @abstractmethod
-    def detokenize(self, ids: Sequence[int]) -> str: ...
+    def detokenize(self, ids: Sequence[int]) -> str:
+        """Token ids back to text, special tokens kept, so the chat template round-trips."""
 
     @abstractmethod
-    def is_end_of_generation(self, token_id: int) -> bool: ...
+    def is_end_of_generation(self, token_id: int) -> bool:
+        """Whether this token ends the model's turn (end of sequence or end of turn)."""
 
     @abstractmethod
     def capture(
@@ -164,14 +172,17 @@ class Backbone(ABC):
         """Drop injected positions from the cache: a later request may inject something else."""
 
     def chat_ids(self, messages: list[Message], tools: list[dict] | None = None) -> list[int]:
+        """The prompt's token ids up to the decision point: the chat template rendered, then tokenized."""
         return self.tokenize(self.render(messages, tools))
 
     def render(self, messages: list[Message], tools: list[dict] | None = None) -> str:
+        """The prompt text of `messages` in the model's chat template, ending with the assistant header."""
         return render_chat(
             self.chat_template, messages, bos_token=self.bos_token, eos_token=self.eos_token, tools=tools
         )
 
     def next_logits(self, ids: Sequence[int], injection: Injection | None = None) -> np.ndarray:
+        """Logits of the token after `ids`, with `injection` applied: the parity checks compare backbones with it."""
         try:
             return self._evaluate(ids, injection)
         finally:

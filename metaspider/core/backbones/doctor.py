@@ -9,10 +9,12 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass
 from itertools import combinations
+from typing import Any
 
 import numpy as np
 
 from metaspider.core.backbones.base import Backbone, Injection
+from metaspider.core.numerics import cosine, row_cosines
 
 NEAR_TIE = 0.1
 PROMPTS = (
@@ -31,6 +33,8 @@ PROMPTS = (
 
 @dataclass
 class DoctorReport:
+    """What `metaspider doctor` measures: whether both backbones tokenize alike, how close their layer outputs,
+    next tokens and injections are, and how long each takes to load and run."""
     model: str
     n_layers: int
     d_model: int
@@ -48,10 +52,13 @@ class DoctorReport:
     forward_seconds: dict[str, float]
 
     def as_dict(self) -> dict:
+        """The JSON form `metaspider doctor --json` prints."""
         return asdict(self)
 
 
 def run_doctor(model: str) -> DoctorReport:
+    """Load `model` on both backbones and measure their parity: the check that a wrapper trained on Torch means the
+    same on llama.cpp."""
     from metaspider.core.backbones.llama_cpp import LlamaCppBackbone
     from metaspider.core.backbones.torch import TorchBackbone
 
@@ -63,7 +70,7 @@ def run_doctor(model: str) -> DoctorReport:
     layers = spread_layers(llama.n_layers)
     acts_llama, llama_fwd = _timed(lambda: [llama.capture(ids, layers) for ids in ids_llama])
     acts_torch, torch_fwd = _timed(lambda: [torch_.capture(ids, layers) for ids in ids_llama])
-    cosines = [_cosine_rows(a[:, 0], b[:, 0]).min() for a, b in zip(acts_llama, acts_torch)]
+    cosines = [row_cosines(a[:, 0], b[:, 0]).min() for a, b in zip(acts_llama, acts_torch)]
     logits = [(llama.next_logits(ids), torch_.next_logits(ids)) for ids in ids_llama]
     agree = np.array([np.argmax(a) == np.argmax(b) for a, b in logits])
     clear = np.array([_margin(a) >= NEAR_TIE and _margin(b) >= NEAR_TIE for a, b in logits])
@@ -98,24 +105,20 @@ def spread_layers(n_layers: int) -> list[int]:
 
 def constant_offset(reference: np.ndarray, seed: int = 0) -> np.ndarray:
     """A random direction as long as half the residual stream: big enough to change the logits."""
-    direction = np.random.default_rng(seed).standard_normal(reference.shape[-1]).astype(np.float32)
+    direction = np.random.default_rng(seed).standard_normal(size=(reference.shape[-1],)).astype(np.float32)
     return direction / np.linalg.norm(direction) * 0.5 * float(np.linalg.norm(reference))
 
 
 def _injection_cosine(llama: Backbone, torch_: Backbone, ids: list[int], layer: int, reference: np.ndarray) -> float:
     offset = constant_offset(reference)
     via_hook = torch_.next_logits(ids, Injection(control={layer: offset}))
-    via_callback = llama.next_logits(ids, Injection(injector=lambda _l, h, _p: np.broadcast_to(offset, h.shape), layers=(layer,)))
+
+    def everywhere(_layer: int, hidden: Any, _positions: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(offset, hidden.shape)
+
+    via_callback = llama.next_logits(ids, Injection(injector=everywhere, layers=(layer,)))
     via_control = llama.next_logits(ids, Injection(control={layer: offset}))
-    return min(_cosine(a, b) for a, b in combinations((via_hook, via_callback, via_control), 2))
-
-
-def _cosine(a: np.ndarray, b: np.ndarray) -> float:
-    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
-
-
-def _cosine_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+    return min(cosine(a, b) for a, b in combinations((via_hook, via_callback, via_control), 2))
 
 
 def _timed(fn):

@@ -39,11 +39,13 @@ class TensorNames:
         self._offset: int | None = None
 
     def prefix(self, tensor: int, size: int) -> bytes:
+        """The first `size` bytes of a graph tensor's name, read at a fixed offset: cheap enough for every node."""
         if self._offset is None:
             self._offset = _get_name(tensor) - tensor
         return ctypes.string_at(tensor + self._offset, size)
 
     def full(self, tensor: int) -> str:
+        """The whole name of a graph tensor (for the few nodes whose prefix matched)."""
         return ctypes.string_at(_get_name(tensor)).decode()
 
 
@@ -56,5 +58,6 @@ def read_rows(tensor: int, d: int) -> np.ndarray:
 
 
 def write_rows(tensor: int, rows: np.ndarray) -> None:
+    """Overwrite a graph tensor's data with `rows` (float32): how `tokens` injection writes offsets back."""
     data = np.ascontiguousarray(rows, dtype=np.float32)
     _tensor_set(tensor, data.ctypes.data, 0, data.nbytes)

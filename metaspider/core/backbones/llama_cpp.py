@@ -38,6 +38,11 @@ _PREFIX = b"l_out-"
 
 
 class LlamaCppBackbone(Backbone):
+    """A GGUF model on stock llama-cpp-python: reads layer outputs through the evaluation callback and
+    injects through it (tokens) or through a control vector (pooled), with no fork or patch of llama.cpp."""
+
+    backend = "llama_cpp"
+
     def __init__(self, model: str, n_ctx: int = 2048, n_threads: int | None = None, n_batch: int = 512):
         path = resolve(model)
         llama_cpp.llama_log_set(_silent_log, ctypes.c_void_p(0))
@@ -88,17 +93,22 @@ class LlamaCppBackbone(Backbone):
         return LlamaContext(model=self._model, params=params, verbose=False)
 
     def tokenize(self, text: str) -> list[int]:
+        """Text to ids with special tokens parsed and no BOS added, as the Torch backbone does."""
         return self._model.tokenize(text.encode("utf-8"), add_bos=False, special=True)
 
     def detokenize(self, ids: Sequence[int]) -> str:
+        """Ids to text, special tokens kept."""
         return self._model.detokenize(list(ids), special=True).decode("utf-8", errors="replace")
 
     def is_end_of_generation(self, token_id: int) -> bool:
+        """Whether llama.cpp's vocabulary marks this token as end of generation."""
         return bool(llama_cpp.llama_vocab_is_eog(self._model.vocab, token_id))
 
     def capture(
         self, ids: Sequence[int], layers: Sequence[int], positions: Sequence[int] = (-1,), priming: Priming | None = None
     ) -> np.ndarray:
+        """Layer outputs [L, P, d] of `layers` at `positions` of `ids`, read through the evaluation callback;
+        `priming` lets pass 1 compute u and inject the decision token in the same evaluation."""
         wanted = [p % len(ids) for p in positions]
         self._check_layers(layers)
         self._reads = {layer: [] for layer in layers}
@@ -140,6 +150,7 @@ class LlamaCppBackbone(Backbone):
         return self._decode_from([*cached, token_id], len(cached), watch=self._injected_layers())
 
     def reset(self) -> None:
+        """Forget every cached prefix (both contexts) and any pending priming."""
         self._primed = None
         for context in (self._plain, self._reader):
             context.clear()

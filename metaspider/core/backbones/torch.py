@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -23,6 +23,11 @@ _END_TOKENS = ("<|im_end|>", "<end_of_turn>", "<|endoftext|>", "<|eot_id|>", "<e
 
 
 class TorchBackbone(Backbone):
+    """A model on transformers (a Hugging Face folder, or a GGUF file dequantised so training sees the weights
+    llama.cpp deploys): forward hooks read layer outputs and add the injection; the backbone training uses."""
+
+    backend = "torch"
+
     def __init__(self, model: str, n_threads: int | None = None):
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -52,12 +57,15 @@ class TorchBackbone(Backbone):
         self._positions = np.zeros(0, dtype=np.int64)
 
     def tokenize(self, text: str) -> list[int]:
+        """Text to ids with special tokens parsed and no BOS added, as the llama.cpp backbone does."""
         return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def detokenize(self, ids: Sequence[int]) -> str:
-        return self.tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
+        """Ids to text, special tokens kept and no clean-up, so text round-trips exactly."""
+        return str(self.tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False))
 
     def is_end_of_generation(self, token_id: int) -> bool:
+        """Whether this token is one of the model's end-of-turn ids."""
         return token_id in self._end_ids
 
     def capture(
@@ -101,7 +109,8 @@ class TorchBackbone(Backbone):
                 return None
             offset = torch.zeros_like(hidden)
             if injection.injector is not None:
-                offset[0, mask] = offset[0, mask] + injection.injector(layer, hidden[0, mask], rows[rows >= start])
+                added = cast(torch.Tensor, injection.injector(layer, hidden[0, mask], rows[rows >= start]))
+                offset[0, mask] = offset[0, mask] + added
             if layer in control:
                 offset[0, mask] = offset[0, mask] + control[layer]
             return hidden + offset
@@ -172,6 +181,7 @@ class TorchBackbone(Backbone):
         return n
 
     def reset(self) -> None:
+        """Forget the cached prefix."""
         self._cache, self._cached = None, []
 
     def _finish(self, injection: Injection | None) -> None:

@@ -78,4 +78,5 @@ def _embedded_template(path: Path) -> str | None:
     if path.is_dir():
         config = path / "tokenizer_config.json"
         return json.loads(config.read_text()).get("chat_template") if config.exists() else None
-    return gguf_fields(path).get("tokenizer.chat_template")
+    template = gguf_fields(path).get("tokenizer.chat_template")
+    return template if isinstance(template, str) else None

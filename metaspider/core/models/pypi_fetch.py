@@ -44,6 +44,7 @@ def cache_dir() -> Path:
 
 
 def sha256_of(path: Path) -> str:
+    """Hex SHA-256 of a file, read in chunks: the checksum every fetched model is verified against."""
     digest = hashlib.sha256()
     with path.open("rb") as f:
         while chunk := f.read(_CHUNK):

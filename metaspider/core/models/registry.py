@@ -24,12 +24,15 @@ GEMMA_CHAT_TEMPLATE = (
     "{% endif %}{% endfor %}"
     "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
 )
-"""Gemma's documented turn format. System messages have no turn of their own in Gemma; we fold them
-into the first user turn (see `_fold_system` in chat.py), as Google's own template does."""
+"""Gemma's documented turn format (user and model turns). System messages have no turn of their own in
+Gemma; this template renders none: the `set content` for a system message does not outlive its loop
+iteration, so a system prompt is dropped rather than folded into the first user turn."""
 
 
 @dataclass(frozen=True)
 class ModelEntry:
+    """One registry model: its name, architecture, size, where its GGUF comes from (PyPI parts, checksum pinned)
+    and, where the file's own template is wrong, the chat template to use."""
     name: str
     architecture: str
     size_bytes: int
@@ -40,10 +43,12 @@ class ModelEntry:
 
     @property
     def filename(self) -> str:
+        """The file name in the model cache."""
         return f"{self.name}.gguf"
 
     @property
     def source_label(self) -> str:
+        """The source for `metaspider models list`: the PyPI package, or the first of its parts."""
         packages = [p.package for p in self.source.parts]
         return packages[0] if len(packages) == 1 else f"{packages[0]} … ({len(packages)} parts)"
 
@@ -111,14 +116,17 @@ MODELS: dict[str, ModelEntry] = {
 
 
 def models_dir() -> Path:
+    """The cache folder for model files (under `METASPIDER_HOME`)."""
     return cache_dir() / "models"
 
 
 def cached_path(name: str) -> Path:
+    """Where registry model `name` is (or will be) cached."""
     return models_dir() / entry_for(name).filename
 
 
 def entry_for(name: str) -> ModelEntry:
+    """The registry entry of `name`; an unknown name lists the known ones."""
     if name not in MODELS:
         raise _unknown_model(name)
     return MODELS[name]
@@ -148,6 +156,7 @@ def resolve(name_or_path: str, quiet: bool = False) -> Path:
 
 
 def chat_template_override(name_or_path: str) -> str | None:
+    """The registry's chat template for a model whose own file lacks a usable one, else None."""
     entry = MODELS.get(name_or_path)
     return entry.chat_template if entry else None
 

@@ -6,17 +6,19 @@ Both implementations (torch for training, NumPy for deployment) are built from t
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Mapping
 from typing import Any
 
+from pydantic import Field, StrictInt, model_validator
+
+from metaspider.core.names import INJECTION_MODES, POSITION_MODES, InjectionMode, PositionMode
+from metaspider.core.schema import Schema
 from metaspider.errors import MetaspiderError
 
-INJECTION_MODES = ("tokens", "pooled")
-POSITION_MODES = ("generated", "all")
+__all__ = ["INJECTION_MODES", "POSITION_MODES", "WrapperConfig", "default_layers"]
 
 
-@dataclass(frozen=True)
-class WrapperConfig:
+class WrapperConfig(Schema):
     """Dimensions, layers and modes of one wrapper.
 
     `damping_floor` and `damping_tau` shrink the injection over generated steps, offset scale at step s =
@@ -24,61 +26,63 @@ class WrapperConfig:
     floor = 1.0 means no damping.
     """
 
-    d_model: int
-    read_layers: tuple[int, ...]
-    inject_layers: tuple[int, ...]
-    bottleneck: int = 128
-    n_heads: int = 4
-    injection: str = "tokens"
-    positions: str = "generated"
-    gate_init: float = 0.3
-    damping_floor: float = 1.0
-    damping_tau: float = 32.0
+    _title = "wrapper config"
 
-    def __post_init__(self) -> None:
-        _check_positive_int("d_model", self.d_model)
+    d_model: StrictInt = Field(gt=0)
+    read_layers: tuple[StrictInt, ...]
+    inject_layers: tuple[StrictInt, ...]
+    bottleneck: StrictInt = Field(128, gt=0)
+    n_heads: StrictInt = Field(4, gt=0)
+    injection: InjectionMode = "tokens"
+    positions: PositionMode = "generated"
+    gate_init: float = 0.3
+    damping_floor: float = Field(1.0, ge=0.0, le=1.0)
+    damping_tau: float = Field(32.0, gt=0.0)
+
+    @model_validator(mode="after")
+    def _check(self) -> WrapperConfig:
         _check_layers("read_layers", self.read_layers)
         _check_layers("inject_layers", self.inject_layers)
-        _check_positive_int("bottleneck", self.bottleneck)
-        _check_positive_int("n_heads", self.n_heads)
         if self.bottleneck % self.n_heads:
             raise MetaspiderError(
                 f"wrapper config: bottleneck {self.bottleneck} is not divisible by n_heads {self.n_heads}"
             )
-        if self.injection not in INJECTION_MODES:
-            raise MetaspiderError(f"wrapper config: injection must be one of {INJECTION_MODES}, got {self.injection!r}")
-        if self.positions not in POSITION_MODES:
-            raise MetaspiderError(f"wrapper config: positions must be one of {POSITION_MODES}, got {self.positions!r}")
-        if not 0.0 <= self.damping_floor <= 1.0:
-            raise MetaspiderError(f"wrapper config: damping_floor must be in [0, 1], got {self.damping_floor}")
-        if not self.damping_tau > 0.0:
-            raise MetaspiderError(f"wrapper config: damping_tau must be > 0, got {self.damping_tau}")
+        return self
 
     @property
     def head_dim(self) -> int:
+        """Width of one meta-attention head."""
         return self.bottleneck // self.n_heads
 
     def to_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["read_layers"] = list(self.read_layers)
-        data["inject_layers"] = list(self.inject_layers)
-        return data
+        """The JSON form the wrapper manifest stores (layers as lists)."""
+        return self.model_dump(mode="json")
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WrapperConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise MetaspiderError(f"wrapper config: unknown field(s) {unknown}; known fields are {sorted(known)}")
-        missing = [name for name in ("d_model", "read_layers", "inject_layers") if name not in data]
-        if missing:
-            raise MetaspiderError(f"wrapper config: missing field(s) {missing}")
-        values = dict(data)
-        for name in ("read_layers", "inject_layers"):
-            if not isinstance(values[name], (list, tuple)):
-                raise MetaspiderError(f"wrapper config: {name} must be a list of block indices, got {values[name]!r}")
-            values[name] = tuple(values[name])
-        return cls(**values)
+        """Validate the manifest's `config` object; unknown or missing fields are named in the error."""
+        return cls.parse(data)
+
+    def check_weights(self, weights: Mapping[str, Any], where: str) -> None:
+        """Refuse tensors that do not fit this config (names, and shapes where given): a wrapper file whose weights
+        and manifest disagree would load into the wrong layers. `where` starts the error message."""
+        expected = self.weight_shapes()
+        missing = sorted(set(expected) - set(weights))
+        unexpected = sorted(set(weights) - set(expected))
+        if missing or unexpected:
+            more_missing = " ..." if len(missing) > 5 else ""
+            more_unexpected = " ..." if len(unexpected) > 5 else ""
+            raise MetaspiderError(
+                f"{where}: the weights do not match the wrapper config: missing {missing[:5]}{more_missing}, "
+                f"unexpected {unexpected[:5]}{more_unexpected}"
+            )
+        wrong = [
+            f"{name} {tuple(shape)} != {expected[name]}"
+            for name, value in weights.items()
+            if (shape := getattr(value, "shape", None)) is not None and tuple(shape) != expected[name]
+        ]
+        if wrong:
+            raise MetaspiderError(f"{where}: weights have the wrong shape: {'; '.join(wrong[:5])}")
 
     def weight_shapes(self) -> dict[str, tuple[int, ...]]:
         """Every tensor of the wrapper by state-dict name; scalars are shape (1,) so every format holds them."""
@@ -140,15 +144,10 @@ def default_layers(n_layers: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return read, inject
 
 
-def _check_positive_int(name: str, value: Any) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
-        raise MetaspiderError(f"wrapper config: {name} must be a positive integer, got {value!r}")
-
-
-def _check_layers(name: str, layers: Any) -> None:
-    if not isinstance(layers, tuple) or not layers:
+def _check_layers(name: str, layers: tuple[int, ...]) -> None:
+    if not layers:
         raise MetaspiderError(f"wrapper config: {name} must be a non-empty tuple of block indices, got {layers!r}")
-    if any(not isinstance(x, int) or isinstance(x, bool) or x < 0 for x in layers):
+    if any(x < 0 for x in layers):
         raise MetaspiderError(f"wrapper config: {name} must hold block indices >= 0, got {layers!r}")
     if any(a >= b for a, b in zip(layers, layers[1:])):
         raise MetaspiderError(f"wrapper config: {name} must be strictly increasing, got {layers!r}")

@@ -6,17 +6,17 @@ Everything except `load_torch_wrapper` works without torch, so the deploy path c
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import safetensors.numpy
+from pydantic import Field
 
-from metaspider.core.wrapper.modifiers import Modifier
+from metaspider.core.files import atomic_path, write_text_atomically
+from metaspider.core.schema import Schema
 from metaspider.core.wrapper.config import WrapperConfig
+from metaspider.core.wrapper.modifiers import Modifier
 from metaspider.errors import MetaspiderError
 
 if TYPE_CHECKING:
@@ -28,29 +28,38 @@ WEIGHTS_FILE = "weights.safetensors"
 MANIFEST_FILE = "manifest.json"
 
 
-@dataclass(frozen=True)
-class CalibratedThreshold:
+class CalibratedThreshold(Schema):
     """Answer when u < threshold: selective risk <= max_risk holds with probability >= 1 - delta."""
+
+    _title = "calibrated threshold"
 
     max_risk: float
     delta: float
     threshold: float
 
 
-@dataclass(frozen=True)
-class WrapperManifest:
+class WrapperManifest(Schema):
+    """Everything about a wrapper except its tensors: the base model it was trained for (its fingerprint is
+    checked on load), its config, the modifier and gain it runs with, its thresholds and its provenance.
+
+    The file nests some fields (`base`, `modifier.gain`, `thresholds`): `to_dict`/`from_dict` map that layout,
+    and the sidecar stores the same fields as GGUF metadata (`sidecar_fields`)."""
+
+    _title = "wrapper manifest"
+
     base_fingerprint: str
     base_model: str
     config: WrapperConfig
-    modifier: Modifier = field(default_factory=Modifier)
+    modifier: Modifier = Field(default_factory=Modifier)
     gain: float = 1.0
     answer_below: float = 0.5
     calibrated: tuple[CalibratedThreshold, ...] = ()
-    training_data: dict[str, Any] = field(default_factory=dict)
-    metrics: dict[str, Any] = field(default_factory=dict)
+    training_data: dict[str, Any] = Field(default_factory=dict)
+    metrics: dict[str, Any] = Field(default_factory=dict)
     format_version: int = FORMAT_VERSION
 
     def to_dict(self) -> dict[str, Any]:
+        """The manifest.json layout."""
         return {
             "format_version": self.format_version,
             "base": {"fingerprint": self.base_fingerprint, "model": self.base_model},
@@ -58,7 +67,7 @@ class WrapperManifest:
             "modifier": {**self.modifier.to_dict(), "gain": self.gain},
             "thresholds": {
                 "answer_below": self.answer_below,
-                "calibrated": [asdict(c) for c in self.calibrated],
+                "calibrated": [c.model_dump() for c in self.calibrated],
             },
             "training_data": self.training_data,
             "metrics": self.metrics,
@@ -66,7 +75,7 @@ class WrapperManifest:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WrapperManifest:
-        """Raises KeyError / TypeError on a malformed manifest; `load_manifest` names the file."""
+        """Raises KeyError on a missing section, MetaspiderError on a bad field; `load_manifest` names the file."""
         version = data["format_version"]
         if version not in SUPPORTED_FORMAT_VERSIONS:
             raise MetaspiderError(
@@ -74,19 +83,21 @@ class WrapperManifest:
                 f"{', '.join(map(str, SUPPORTED_FORMAT_VERSIONS))} (a newer wrapper needs a newer metaspider)"
             )
         modifier = dict(data["modifier"])
-        gain = float(modifier.pop("gain"))
+        gain = modifier.pop("gain")
         thresholds = data["thresholds"]
-        return cls(
-            base_fingerprint=str(data["base"]["fingerprint"]),
-            base_model=str(data["base"]["model"]),
-            config=WrapperConfig.from_dict(data["config"]),
-            modifier=Modifier.from_dict(modifier),
-            gain=gain,
-            answer_below=float(thresholds["answer_below"]),
-            calibrated=tuple(CalibratedThreshold(**c) for c in thresholds["calibrated"]),
-            training_data=dict(data["training_data"]),
-            metrics=dict(data["metrics"]),
-            format_version=version,
+        return cls.parse(
+            {
+                "base_fingerprint": data["base"]["fingerprint"],
+                "base_model": data["base"]["model"],
+                "config": WrapperConfig.from_dict(data["config"]),
+                "modifier": Modifier.from_dict(modifier),
+                "gain": gain,
+                "answer_below": thresholds["answer_below"],
+                "calibrated": thresholds["calibrated"],
+                "training_data": data["training_data"],
+                "metrics": data["metrics"],
+                "format_version": version,
+            }
         )
 
 
@@ -94,20 +105,16 @@ def save_wrapper(folder: str | Path, state: dict[str, Any], manifest: WrapperMan
     """Write the folder (created if needed). `state` values: NumPy arrays or torch tensors."""
     folder = Path(folder)
     arrays = {name: _as_float32(value) for name, value in state.items()}
-    expected = manifest.config.weight_shapes()
-    if set(arrays) != set(expected):
-        raise MetaspiderError(
-            f"cannot save wrapper to {folder}: the state's tensor names do not match its config "
-            f"(missing {sorted(set(expected) - set(arrays))[:5]}, unexpected {sorted(set(arrays) - set(expected))[:5]})"
-        )
+    manifest.config.check_weights(arrays, f"cannot save wrapper to {folder}")
     folder.mkdir(parents=True, exist_ok=True)
-    _write_atomically(folder / WEIGHTS_FILE, lambda path: safetensors.numpy.save_file(arrays, str(path)))
-    text = json.dumps(manifest.to_dict(), indent=2, allow_nan=False) + "\n"
-    _write_atomically(folder / MANIFEST_FILE, lambda path: path.write_text(text, encoding="utf-8"))
+    with atomic_path(folder / WEIGHTS_FILE) as tmp:
+        safetensors.numpy.save_file(arrays, str(tmp))
+    write_text_atomically(folder / MANIFEST_FILE, json.dumps(manifest.to_dict(), indent=2, allow_nan=False) + "\n")
     return folder
 
 
 def load_manifest(folder: str | Path) -> WrapperManifest:
+    """Read and validate a wrapper folder's manifest.json; every problem is a MetaspiderError naming the file."""
     path = Path(folder) / MANIFEST_FILE
     if not path.is_file():
         raise MetaspiderError(f"wrapper manifest not found: {path} (is {folder} a wrapper folder?)")
@@ -128,6 +135,7 @@ def load_manifest(folder: str | Path) -> WrapperManifest:
 
 
 def load_weights_numpy(folder: str | Path) -> dict[str, np.ndarray]:
+    """Read a wrapper folder's float32 weights without torch; a damaged or non-float32 file is refused by name."""
     path = Path(folder) / WEIGHTS_FILE
     if not path.is_file():
         raise MetaspiderError(f"wrapper weights not found: {path}")
@@ -151,32 +159,19 @@ def check_fingerprint(manifest: WrapperManifest, actual: str, where: str | Path)
         )
 
 
-def load_torch_wrapper(folder: str | Path, expected_fingerprint: str | None = None) -> tuple[MetaWrapper, WrapperManifest]:
+def load_torch_wrapper(
+    folder: str | Path, expected_fingerprint: str | None = None
+) -> tuple[MetaWrapper, WrapperManifest]:
     """The trainable torch module, in eval mode, with the manifest. Checks the fingerprint when given."""
-    import torch  # only here: the rest of this module serves the torch-free deploy path
+    from metaspider.core.wrapper.handle import Wrapper
 
-    from metaspider.core.wrapper.torch_module import MetaWrapper
-
-    manifest = load_manifest(folder)
+    wrapper = Wrapper.open(folder)
     if expected_fingerprint is not None:
-        check_fingerprint(manifest, expected_fingerprint, folder)
-    weights = load_weights_numpy(folder)
-    wrapper = MetaWrapper(manifest.config)
-    try:
-        wrapper.load_state_dict({name: torch.from_numpy(a) for name, a in weights.items()}, strict=True)
-    except RuntimeError as exc:
-        raise MetaspiderError(f"wrapper weights {Path(folder) / WEIGHTS_FILE} do not match its manifest: {exc}") from exc
-    return wrapper.eval(), manifest
+        wrapper.check_fingerprint(expected_fingerprint)
+    return wrapper.torch_module(), wrapper.manifest
 
 
 def _as_float32(value: Any) -> np.ndarray:
     if hasattr(value, "detach"):  # a torch tensor, handled without importing torch
         value = value.detach().cpu().float().numpy()
     return np.ascontiguousarray(value, dtype=np.float32)
-
-
-def _write_atomically(path: Path, write: Callable[[Path], object]) -> None:
-    """Write to a sibling temp file and rename, so an interrupted save never leaves a half file behind."""
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)

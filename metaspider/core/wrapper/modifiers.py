@@ -4,30 +4,41 @@ behaviours. The runtime gain is separate: it scales the injected offsets (0 = th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from metaspider.errors import MetaspiderError
+import numpy as np
+from pydantic import FiniteFloat
 
-MODIFIER_NAMES = ("watchdog", "doubter", "none")
+from metaspider.core.names import MODIFIER_NAMES, ModifierName
+from metaspider.core.schema import Schema
+
+__all__ = ["DEFAULT_DOUBTER_BIAS", "MODIFIER_NAMES", "Modifier", "doubt"]
+
 DEFAULT_DOUBTER_BIAS = 1.5
 
-U = TypeVar("U")  # a float, a NumPy array or a torch tensor: apply() uses only arithmetic
+U = TypeVar("U")  # a float, a NumPy array or a torch tensor: doubt() uses only arithmetic
 
 
-@dataclass(frozen=True)
-class Modifier:
+def doubt(u: U, bias: Any) -> U:
+    """The Doubter's formula u' = sigmoid(logit(u) + bias), written without the logit so u = 0 and u = 1 stay
+    finite. `u` and `bias` may be floats, NumPy arrays or torch tensors (one bias per row, as in training)."""
+    if isinstance(bias, (int, float)):
+        scale = math.exp(-bias)
+    elif hasattr(bias, "exp"):  # a torch tensor, handled without importing torch
+        scale = (-bias).exp()
+    else:
+        scale = np.exp(-np.asarray(bias))
+    return u / (u + (1 - u) * scale)  # type: ignore[operator, return-value]
+
+
+class Modifier(Schema):
     """`watchdog`: report u, inject nothing. `doubter`: feed back u' = sigmoid(logit(u) + bias), so the model
     refuses more. `none`: feed back u as trained."""
 
-    name: str = "doubter"
-    bias: float = DEFAULT_DOUBTER_BIAS
+    _title = "modifier"
 
-    def __post_init__(self) -> None:
-        if self.name not in MODIFIER_NAMES:
-            raise MetaspiderError(f"modifier must be one of {MODIFIER_NAMES}, got {self.name!r}")
-        if not isinstance(self.bias, (int, float)) or not math.isfinite(self.bias):
-            raise MetaspiderError(f"modifier bias must be a finite number, got {self.bias!r}")
+    name: ModifierName = "doubter"
+    bias: FiniteFloat = DEFAULT_DOUBTER_BIAS
 
     def apply(self, u: U) -> U | None:
         """u' to feed back, or None when nothing should be injected."""
@@ -35,15 +46,13 @@ class Modifier:
             return None
         if self.name == "none":
             return u
-        # sigmoid(logit(u) + bias) without the logit, so u = 0 and u = 1 stay finite.
-        return u / (u + (1 - u) * math.exp(-self.bias))
+        return doubt(u, self.bias)
 
     def to_dict(self) -> dict[str, Any]:
+        """The JSON form the manifest stores (the manifest adds the runtime gain beside it)."""
         return {"name": self.name, "bias": self.bias}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Modifier:
-        unknown = sorted(set(data) - {"name", "bias"})
-        if unknown:
-            raise MetaspiderError(f"modifier: unknown field(s) {unknown}; known fields are ['bias', 'name']")
-        return cls(**data)
+        """Validate a stored modifier; unknown fields and names are refused with the accepted ones."""
+        return cls.parse(data)

@@ -13,7 +13,6 @@ import numpy as np
 from scipy.special import erf, expit
 
 from metaspider.core.wrapper.config import WrapperConfig
-from metaspider.errors import MetaspiderError
 
 LAYER_NORM_EPS = 1e-5  # torch.nn.LayerNorm's default
 
@@ -24,17 +23,21 @@ def gelu(x: np.ndarray) -> np.ndarray:
 
 
 def layer_norm(x: np.ndarray, weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """LayerNorm over the last axis with torch's epsilon, so NumPy and Torch wrappers agree."""
     mean = x.mean(axis=-1, keepdims=True)
     var = ((x - mean) ** 2).mean(axis=-1, keepdims=True)
     return (x - mean) / np.sqrt(var + LAYER_NORM_EPS) * weight + bias
 
 
 def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Numerically stable softmax."""
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
 
 
 class NumpyWrapper:
+    """The wrapper's inference math in NumPy, weight for weight the same as `MetaWrapper`: it lets llama.cpp
+    serve a wrapper without torch."""
     def __init__(self, weights: Mapping[str, np.ndarray], config: WrapperConfig) -> None:
         self.config = config
         self.w = _checked_weights(weights, config)
@@ -59,6 +62,7 @@ class NumpyWrapper:
         return self._norm("shared_norm", self._linear("shared_out", gelu(self._linear("shared_in", x))))
 
     def confidence_logit(self, tokens: np.ndarray) -> float:
+        """The confidence head's logit from the cognitive tokens [R, d] (attention pooling, then an MLP)."""
         scores = tokens @ self.w["confidence.query"] / math.sqrt(tokens.shape[-1])  # [R]
         pooled = softmax(scores) @ tokens  # [d]
         hidden = gelu(self._linear("confidence.hidden", pooled))
@@ -70,6 +74,7 @@ class NumpyWrapper:
         return self.calibrate(self.confidence_logit(tokens)), tokens
 
     def calibrate(self, logit: float) -> float:
+        """u = sigmoid(a · logit + b) with the Platt parameters stored in the weights."""
         return float(expit(self.w["calib_a"][0] * logit + self.w["calib_b"][0]))
 
     def memory(self, tokens: np.ndarray, u_mod: float) -> np.ndarray:
@@ -81,6 +86,7 @@ class NumpyWrapper:
         return memory
 
     def damping(self, steps: np.ndarray) -> np.ndarray:
+        """The injection's scale at each generated step (1 when damping is off)."""
         floor, tau = self.config.damping_floor, self.config.damping_tau
         return (floor + (1 - floor) * np.exp(-np.asarray(steps, dtype=np.float64) / tau)).astype(np.float32)
 
@@ -120,15 +126,5 @@ class NumpyWrapper:
 
 
 def _checked_weights(weights: Mapping[str, np.ndarray], config: WrapperConfig) -> dict[str, np.ndarray]:
-    expected = config.weight_shapes()
-    missing = sorted(set(expected) - set(weights))
-    unexpected = sorted(set(weights) - set(expected))
-    if missing or unexpected:
-        raise MetaspiderError(
-            f"wrapper weights do not match the wrapper config: missing {missing[:5]}"
-            f"{' ...' if len(missing) > 5 else ''}, unexpected {unexpected[:5]}{' ...' if len(unexpected) > 5 else ''}"
-        )
-    wrong = [f"{n} {tuple(weights[n].shape)} != {s}" for n, s in expected.items() if tuple(weights[n].shape) != s]
-    if wrong:
-        raise MetaspiderError(f"wrapper weights have the wrong shape: {'; '.join(wrong[:5])}")
-    return {name: np.ascontiguousarray(weights[name], dtype=np.float32) for name in expected}
+    config.check_weights(weights, "wrapper weights")
+    return {name: np.ascontiguousarray(weights[name], dtype=np.float32) for name in config.weight_shapes()}

@@ -8,17 +8,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
-
 from threadpoolctl import threadpool_limits
 
 from metaspider.core.backbones.base import Injection
 from metaspider.core.wrapper.config import WrapperConfig
-from metaspider.core.wrapper.folder import WrapperManifest, check_fingerprint, load_manifest, load_weights_numpy
-from metaspider.core.wrapper.sidecar import read_sidecar
+from metaspider.core.wrapper.folder import WrapperManifest
 from metaspider.core.wrapper.numpy_math import NumpyWrapper
+
+if TYPE_CHECKING:
+    from metaspider.core.wrapper.torch_module import MetaWrapper
 
 
 @dataclass(frozen=True)
@@ -30,12 +31,16 @@ class Reading:
 
 
 class WrapperRuntime(Protocol):
+    """What the pipeline needs from a wrapper at inference time, whichever array library runs it."""
+
     config: WrapperConfig
     manifest: WrapperManifest
 
-    def read(self, acts: np.ndarray) -> Reading: ...
+    def read(self, acts: np.ndarray) -> Reading:
+        """Pass 1's activations [R, d] at the decision point → u and the cognitive tokens."""
 
-    def injection(self, reading: Reading, u_mod: float, gain: float, decision_point: int) -> Injection: ...
+    def injection(self, reading: Reading, u_mod: float, gain: float, decision_point: int) -> Injection:
+        """What pass 2 adds, for u' (after the modifier) and the gain."""
 
 
 def inject_from(config: WrapperConfig, decision_point: int) -> int:
@@ -51,50 +56,76 @@ class NumpyRuntime:
     wide, and OpenBLAS's worker threads spin against llama.cpp's on the same cores (measured on 2 busy
     cores: 13 ms per 576×128 product instead of 0.1 ms; tokens-mode decode 5× slower)."""
 
-    def __init__(self, source: Path, fingerprint: str):
+    def __init__(self, source: str | Path, fingerprint: str):
+        from metaspider.core.wrapper.handle import Wrapper
+
+        wrapper = Wrapper.open(source)
+        wrapper.check_fingerprint(fingerprint)
+        self._build(wrapper.manifest, wrapper.weights)
+
+    @classmethod
+    def from_parts(cls, manifest: WrapperManifest, weights: dict[str, np.ndarray]) -> NumpyRuntime:
+        """A runtime over weights already read (by `Wrapper.open`), without touching files again."""
+        runtime = cls.__new__(cls)
+        runtime._build(manifest, weights)
+        return runtime
+
+    def _build(self, manifest: WrapperManifest, weights: dict[str, np.ndarray]) -> None:
         threadpool_limits(1, user_api="blas")
-        source = Path(source)
-        if source.suffix == ".gguf":
-            sidecar = read_sidecar(source)
-            self.manifest, weights = sidecar.manifest, sidecar.weights
-        else:
-            self.manifest, weights = load_manifest(source), load_weights_numpy(source)
-        check_fingerprint(self.manifest, fingerprint, source)
-        self.config = self.manifest.config
+        self.manifest = manifest
+        self.config = manifest.config
         self.wrapper = NumpyWrapper(weights, self.config)
 
     def read(self, acts: np.ndarray) -> Reading:
+        """Pass 1's activations [R, d] at the decision point → u and the cognitive tokens."""
         u, tokens = self.wrapper.uncertainty(acts)
         return Reading(float(u), tokens)
 
     def injection(self, reading: Reading, u_mod: float, gain: float, decision_point: int) -> Injection:
+        """A control vector (pooled) or a per-position injector (tokens) for u' and the gain."""
         memory = self.wrapper.memory(reading.tokens, u_mod)
         start = inject_from(self.config, decision_point)
         if self.config.injection == "pooled":
             return Injection(control=self.wrapper.pooled_offsets(memory, gain), inject_from=start)
 
-        def injector(layer: int, hidden: np.ndarray, positions: np.ndarray) -> np.ndarray:
+        def injector(layer: int, hidden: Any, positions: np.ndarray) -> np.ndarray:
             return self.wrapper.offsets(layer, hidden, memory, gain, steps=positions - decision_point)
 
         return Injection(injector=injector, layers=self.config.inject_layers, inject_from=start)
 
 
 class TorchRuntime:
-    def __init__(self, folder: Path, fingerprint: str):
+    """The wrapper at inference time on a Torch backbone: the trained `MetaWrapper` with gradients off."""
+
+    def __init__(self, folder: str | Path, fingerprint: str):
+        from metaspider.core.wrapper.handle import Wrapper
+
+        wrapper = Wrapper.open(folder)
+        wrapper.check_fingerprint(fingerprint)
+        self._build(wrapper.manifest, wrapper.torch_module())
+
+    @classmethod
+    def from_parts(cls, manifest: WrapperManifest, module: MetaWrapper) -> TorchRuntime:
+        """A runtime over a module already built (by `Wrapper.torch_module`)."""
+        runtime = cls.__new__(cls)
+        runtime._build(manifest, module)
+        return runtime
+
+    def _build(self, manifest: WrapperManifest, module: MetaWrapper) -> None:
         import torch
 
-        from metaspider.core.wrapper.folder import load_torch_wrapper
-
         self._torch = torch
-        self.wrapper, self.manifest = load_torch_wrapper(folder, fingerprint)
-        self.config = self.manifest.config
+        self.wrapper, self.manifest = module, manifest
+        self.config = manifest.config
 
     def read(self, acts: np.ndarray) -> Reading:
+        """Pass 1's activations [R, d] at the decision point → u and the cognitive tokens."""
         with self._torch.no_grad():
             u, tokens = self.wrapper.uncertainty(self._torch.as_tensor(acts)[None])
         return Reading(float(u[0]), tokens)
 
     def injection(self, reading: Reading, u_mod: float, gain: float, decision_point: int) -> Injection:
+        """A control vector (pooled) or a per-position injector (tokens) for u' and the gain."""
         torch = self._torch
         with torch.no_grad():
             memory = self.wrapper.memory(reading.tokens, torch.tensor([u_mod], dtype=torch.float32))

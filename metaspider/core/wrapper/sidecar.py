@@ -11,7 +11,6 @@ Reading never imports torch: this module is the start of the torch-free deploy p
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,13 +19,14 @@ import gguf
 import numpy as np
 from gguf import quants
 
-from metaspider.core.wrapper.modifiers import Modifier
+from metaspider.core.files import atomic_path
+from metaspider.core.names import SIDECAR_WEIGHT_TYPES
 from metaspider.core.wrapper.config import WrapperConfig
-from metaspider.core.wrapper.folder import CalibratedThreshold, WrapperManifest, load_manifest, load_weights_numpy
+from metaspider.core.wrapper.folder import FORMAT_VERSION, WrapperManifest
 from metaspider.errors import MetaspiderError
 
 ARCHITECTURE = "metaspider"
-WEIGHT_TYPES = ("q8_0", "f32")
+WEIGHT_TYPES = SIDECAR_WEIGHT_TYPES
 """`q8_0` (default): the encoder's and heads' matrices in llama.cpp's 8-bit blocks (about 0.5 % relative
 error, a quarter of the size); vectors and the confidence head stay float32. `f32`: bit-exact copies of
 the wrapper folder."""
@@ -48,42 +48,30 @@ class Sidecar:
 def write_sidecar(
     path: str | Path, manifest: WrapperManifest, weights: dict[str, np.ndarray], name: str, weight_type: str = "q8_0"
 ) -> Path:
-    """Write atomically (temp file + rename): a crashed export never leaves a half sidecar behind."""
+    """Write the sidecar atomically: a crashed export never leaves a half sidecar behind."""
     path = Path(path)
     if weight_type not in WEIGHT_TYPES:
         raise MetaspiderError(f"unknown sidecar weight type {weight_type!r}: use one of {', '.join(WEIGHT_TYPES)}")
-    expected = manifest.config.weight_shapes()
-    if set(weights) != set(expected):
-        raise MetaspiderError(
-            f"cannot export to {path}: the weights do not match the wrapper config "
-            f"(missing {sorted(set(expected) - set(weights))[:5]}, "
-            f"unexpected {sorted(set(weights) - set(expected))[:5]})"
-        )
-    tmp = path.with_name(path.name + ".tmp")
-    writer = gguf.GGUFWriter(str(tmp), ARCHITECTURE)
-    _add_metadata(writer, manifest, name)
-    for tensor_name, shape in expected.items():
-        array = np.ascontiguousarray(weights[tensor_name], dtype=np.float32)
-        if array.shape != shape:
-            raise MetaspiderError(
-                f"cannot export to {path}: tensor {tensor_name} has shape {array.shape}, expected {shape}"
-            )
-        if weight_type == "q8_0" and _quantizable(tensor_name, array):
-            writer.add_tensor(tensor_name, quants.quantize(array, Q8_0), raw_dtype=Q8_0)
-        else:
-            writer.add_tensor(tensor_name, array)
-    return finish_gguf(writer, tmp, path)
+    manifest.config.check_weights(weights, f"cannot export to {path}")
+    with atomic_path(path) as tmp:
+        writer = gguf.GGUFWriter(str(tmp), ARCHITECTURE)
+        _add_metadata(writer, manifest, name)
+        for tensor_name in manifest.config.weight_shapes():
+            array = np.ascontiguousarray(weights[tensor_name], dtype=np.float32)
+            if weight_type == "q8_0" and _quantizable(tensor_name, array):
+                writer.add_tensor(tensor_name, quants.quantize(array, Q8_0), raw_dtype=Q8_0)
+            else:
+                writer.add_tensor(tensor_name, array)
+        write_gguf(writer)
+    return path
 
 
-def finish_gguf(writer: gguf.GGUFWriter, tmp: Path, path: Path) -> Path:
-    """Write everything added to `writer` (open on `tmp`) and move it into place only when complete,
-    so an interrupted export never leaves a half file at `path`."""
+def write_gguf(writer: gguf.GGUFWriter) -> None:
+    """Write everything added to `writer` and close it (callers open it on an `atomic_path`)."""
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    os.replace(tmp, path)
-    return path
 
 
 def _quantizable(name: str, array: np.ndarray) -> bool:
@@ -95,35 +83,68 @@ def _quantizable(name: str, array: np.ndarray) -> bool:
     return array.ndim == 2 and array.shape[1] % block == 0 and not name.startswith("confidence.")
 
 
+_JSON_FIELDS = ("thresholds.calibrated", "training_data", "metrics")
+"""Manifest fields of free or nested shape, stored as one JSON string each."""
+
+
+def sidecar_fields(manifest: WrapperManifest) -> dict[str, Any]:
+    """The manifest as flat `metaspider.*` metadata keys (without the prefix), derived from its JSON layout:
+    nested objects become dotted keys, the config's fields sit at the top, free-form parts are JSON strings."""
+    data = manifest.to_dict()
+    del data["format_version"]  # the sidecar has its own format version
+    config = data.pop("config")
+    flat: dict[str, Any] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if prefix in _JSON_FIELDS:
+            flat[prefix] = json.dumps(value)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{prefix}.{key}" if prefix else key, item)
+        else:
+            flat[prefix] = value
+
+    walk("base", data.pop("base"))
+    walk("", config)
+    walk("", data)
+    return flat
+
+
+def manifest_from_fields(fields: dict[str, Any]) -> WrapperManifest:
+    """Inverse of `sidecar_fields`: rebuild the manifest's JSON layout from the metadata and validate it."""
+    data: dict[str, Any] = {"format_version": FORMAT_VERSION, "config": {}}
+    config_fields = set(WrapperConfig.model_fields)
+    for key, value in fields.items():
+        if not key.startswith(_K) or key == _K + "format_version":
+            continue
+        name = key.removeprefix(_K)
+        if name in _JSON_FIELDS:
+            value = json.loads(value)
+        elif isinstance(value, list):
+            value = [x.item() if isinstance(x, np.generic) else x for x in value]
+        if name in config_fields:
+            data["config"][name] = value
+            continue
+        *parents, leaf = name.split(".")
+        target = data
+        for part in parents:
+            target = target.setdefault(part, {})
+        target[leaf] = value
+    return WrapperManifest.from_dict(data)
+
+
 def _add_metadata(writer: gguf.GGUFWriter, manifest: WrapperManifest, name: str) -> None:
-    config = manifest.config
-    string, u32, f64 = gguf.GGUFValueType.STRING, gguf.GGUFValueType.UINT32, gguf.GGUFValueType.FLOAT64
-    array, i32 = gguf.GGUFValueType.ARRAY, gguf.GGUFValueType.INT32
-    values: list[tuple[str, Any, gguf.GGUFValueType, gguf.GGUFValueType | None]] = [
-        ("general.name", name, string, None),
-        (_K + "format_version", SIDECAR_FORMAT_VERSION, u32, None),
-        (_K + "base.fingerprint", manifest.base_fingerprint, string, None),
-        (_K + "base.model", manifest.base_model, string, None),
-        (_K + "d_model", config.d_model, u32, None),
-        (_K + "bottleneck", config.bottleneck, u32, None),
-        (_K + "n_heads", config.n_heads, u32, None),
-        (_K + "read_layers", list(config.read_layers), array, i32),
-        (_K + "inject_layers", list(config.inject_layers), array, i32),
-        (_K + "injection", config.injection, string, None),
-        (_K + "positions", config.positions, string, None),
-        (_K + "gate_init", config.gate_init, f64, None),
-        (_K + "damping_floor", config.damping_floor, f64, None),
-        (_K + "damping_tau", config.damping_tau, f64, None),
-        (_K + "modifier.name", manifest.modifier.name, string, None),
-        (_K + "modifier.bias", manifest.modifier.bias, f64, None),
-        (_K + "modifier.gain", manifest.gain, f64, None),
-        (_K + "thresholds.answer_below", manifest.answer_below, f64, None),
-        (_K + "thresholds.calibrated", json.dumps([c.__dict__ for c in manifest.calibrated]), string, None),
-        (_K + "training_data", json.dumps(manifest.training_data), string, None),
-        (_K + "metrics", json.dumps(manifest.metrics), string, None),
-    ]
-    for key, value, vtype, sub_type in values:
-        writer.add_key_value(key, value, vtype, sub_type)
+    writer.add_key_value("general.name", name, gguf.GGUFValueType.STRING)
+    writer.add_key_value(_K + "format_version", SIDECAR_FORMAT_VERSION, gguf.GGUFValueType.UINT32)
+    for key, value in sidecar_fields(manifest).items():
+        if isinstance(value, list):
+            writer.add_key_value(_K + key, value, gguf.GGUFValueType.ARRAY, gguf.GGUFValueType.INT32)
+        elif isinstance(value, str):
+            writer.add_key_value(_K + key, value, gguf.GGUFValueType.STRING)
+        elif isinstance(value, int):
+            writer.add_key_value(_K + key, value, gguf.GGUFValueType.UINT32)
+        else:
+            writer.add_key_value(_K + key, float(value), gguf.GGUFValueType.FLOAT64)
 
 
 def read_sidecar(path: str | Path) -> Sidecar:
@@ -150,7 +171,9 @@ def read_sidecar(path: str | Path) -> Sidecar:
             f"{', '.join(map(str, SUPPORTED_SIDECAR_VERSIONS))} (a newer sidecar needs a newer metaspider)"
         )
     try:
-        manifest = _manifest(fields)
+        manifest = manifest_from_fields(fields)
+    except MetaspiderError as exc:
+        raise MetaspiderError(f"sidecar {path}: {exc}") from None
     except KeyError as exc:
         raise MetaspiderError(f"sidecar {path} lacks the metadata key {exc.args[0]!r}") from None
     except (TypeError, ValueError, json.JSONDecodeError) as exc:
@@ -177,43 +200,10 @@ def _scalar_fields(reader: gguf.GGUFReader) -> dict[str, Any]:
     return fields
 
 
-def _manifest(fields: dict[str, Any]) -> WrapperManifest:
-    config = WrapperConfig.from_dict(
-        {
-            "d_model": int(fields[_K + "d_model"]),
-            "read_layers": [int(x) for x in fields[_K + "read_layers"]],
-            "inject_layers": [int(x) for x in fields[_K + "inject_layers"]],
-            "bottleneck": int(fields[_K + "bottleneck"]),
-            "n_heads": int(fields[_K + "n_heads"]),
-            "injection": str(fields[_K + "injection"]),
-            "positions": str(fields[_K + "positions"]),
-            "gate_init": float(fields[_K + "gate_init"]),
-            "damping_floor": float(fields[_K + "damping_floor"]),
-            "damping_tau": float(fields[_K + "damping_tau"]),
-        }
-    )
-    return WrapperManifest(
-        base_fingerprint=str(fields[_K + "base.fingerprint"]),
-        base_model=str(fields[_K + "base.model"]),
-        config=config,
-        modifier=Modifier(str(fields[_K + "modifier.name"]), float(fields[_K + "modifier.bias"])),
-        gain=float(fields[_K + "modifier.gain"]),
-        answer_below=float(fields[_K + "thresholds.answer_below"]),
-        calibrated=tuple(CalibratedThreshold(**c) for c in json.loads(fields[_K + "thresholds.calibrated"])),
-        training_data=json.loads(fields[_K + "training_data"]),
-        metrics=json.loads(fields[_K + "metrics"]),
-    )
-
-
 def _weights(reader: gguf.GGUFReader, config: WrapperConfig, path: Path) -> dict[str, np.ndarray]:
     expected = config.weight_shapes()
     found = {tensor.name: tensor for tensor in reader.tensors}
-    missing = sorted(set(expected) - set(found))
-    unexpected = sorted(set(found) - set(expected))
-    if missing or unexpected:
-        raise MetaspiderError(
-            f"sidecar {path}: tensors do not match its metadata: missing {missing[:5]}, unexpected {unexpected[:5]}"
-        )
+    config.check_weights(dict.fromkeys(found), f"sidecar {path}")
     weights = {}
     for name, shape in expected.items():
         tensor = found[name]
@@ -227,7 +217,8 @@ def _weights(reader: gguf.GGUFReader, config: WrapperConfig, path: Path) -> dict
     return weights
 
 
-def export_sidecar(wrapper: str | Path, out: str | Path, weight_type: str = "q8_0") -> Path:
-    """A wrapper folder → its sidecar."""
-    folder = Path(wrapper)
-    return write_sidecar(out, load_manifest(folder), load_weights_numpy(folder), folder.name, weight_type)
+def export_sidecar(wrapper: str | Path, out: str | Path, weight_type: str = "q8_0", model: str | None = None) -> Path:
+    """A wrapper (folder, sidecar, or "default" with `model`) → its sidecar."""
+    from metaspider.core.wrapper.handle import Wrapper
+
+    return Wrapper.open(wrapper, model).export(out, weight_type)

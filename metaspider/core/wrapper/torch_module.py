@@ -1,18 +1,20 @@
 """The wrapper in torch: encoder → cognitive tokens → confidence → doubt token → meta-attention offsets.
 
-One module serves training and Torch inference. There is no dropout anywhere: the seed left dropout on at
-inference, and the simplest way never to repeat that is not to have it. `wrapper_numpy.py` is the same
-math for deployment without torch; keep both in step (tests compare them).
+One module serves training and Torch inference. There is no dropout anywhere, so training mode can never
+leak into inference. `numpy_math.py` is the same math for deployment without torch; keep both in step
+(tests compare them).
 """
 
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from metaspider.core.numerics import fit_platt
 from metaspider.core.wrapper.config import WrapperConfig
 from metaspider.errors import MetaspiderError
 
@@ -29,6 +31,7 @@ class ReadProjection(nn.Module):
         self.gate = nn.Parameter(torch.full((1,), config.gate_init))
 
     def forward(self, x: Tensor) -> Tensor:
+        """One read layer's output [B, d] → its gated bottleneck [B, b]."""
         return torch.tanh(self.gate) * F.gelu(self.proj(self.norm(x)))
 
 
@@ -43,6 +46,7 @@ class ConfidenceHead(nn.Module):
         self.out = nn.Linear(config.bottleneck, 1)
 
     def forward(self, tokens: Tensor) -> Tensor:
+        """Cognitive tokens [B, R, d] → the confidence logit [B]."""
         scores = tokens @ self.query / math.sqrt(tokens.shape[-1])  # [B, R]
         pooled = (scores.softmax(dim=-1).unsqueeze(-1) * tokens).sum(dim=1)  # [B, d]
         return self.out(F.gelu(self.hidden(pooled))).squeeze(-1)  # [B]
@@ -89,6 +93,11 @@ class MetaAttentionHead(nn.Module):
 
 
 class MetaWrapper(nn.Module):
+    """The trainable wrapper (encoder, confidence head, doubt embeddings, meta-attention heads) as one Torch
+    module: stage A and stage B train it, the Torch backbone runs it, and its state dict is the wrapper file."""
+    calib_a: Tensor
+    calib_b: Tensor
+
     def __init__(self, config: WrapperConfig) -> None:
         super().__init__()
         self.config = config
@@ -126,6 +135,7 @@ class MetaWrapper(nn.Module):
         return self.calibrate(self.confidence_logit(tokens)), tokens
 
     def calibrate(self, logit: Tensor) -> Tensor:
+        """u = sigmoid(a · logit + b) with the stored Platt parameters."""
         return torch.sigmoid(self.calib_a * logit + self.calib_b)
 
     @torch.no_grad()
@@ -139,21 +149,10 @@ class MetaWrapper(nn.Module):
                 f"cannot calibrate: the calibration split ({wrong.numel()} items) holds only "
                 f"{'wrong' if wrong[0] else 'correct'} answers; it needs both"
             )
-        a = torch.ones(1, dtype=torch.float64, requires_grad=True)
-        b = torch.zeros(1, dtype=torch.float64, requires_grad=True)
-        optimizer = torch.optim.LBFGS([a, b], max_iter=200, line_search_fn="strong_wolfe")
-
-        def closure() -> Tensor:
-            optimizer.zero_grad()
-            loss = F.binary_cross_entropy_with_logits(a * logits + b, wrong)
-            loss.backward()
-            return loss
-
-        with torch.enable_grad():
-            optimizer.step(closure)
-        self.calib_a.fill_(a.item())
-        self.calib_b.fill_(b.item())
-        return a.item(), b.item()
+        a, b = fit_platt(logits.numpy(), wrong.numpy())
+        self.calib_a.fill_(a)
+        self.calib_b.fill_(b)
+        return a, b
 
     def memory(self, tokens: Tensor, u_mod: Tensor) -> Tensor:
         """Cognitive tokens [B, R, d] plus the doubt token for u' [B] → memory [B, R+1, d], or [B, 1, d]
@@ -188,4 +187,4 @@ class MetaWrapper(nn.Module):
     def _head(self, layer: int) -> MetaAttentionHead:
         if str(layer) not in self.heads:
             raise ValueError(f"block {layer} is not an injection layer; they are {self.config.inject_layers}")
-        return self.heads[str(layer)]
+        return cast(MetaAttentionHead, self.heads[str(layer)])

@@ -1,0 +1,34 @@
+"""The installed `metaspider` command as a user runs it (a subprocess, no stdin), on commands that need no model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def _metaspider(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", "from metaspider.cli import main; main()", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def test_models_list_json_names_every_registry_model():
+    result = _metaspider("models", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = {row["name"]: row for row in json.loads(result.stdout)}
+    assert {"smollm2-135m", "gemma3-270m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"} <= set(rows)
+    assert rows["smollm2-135m"]["architecture"] == "llama"
+    assert rows["smollm2-135m"]["size_bytes"] == 98_362_432
+
+
+def test_unknown_model_is_a_one_line_error_not_a_traceback():
+    result = _metaspider("models", "pull", "no-such-model")
+    assert result.returncode == 1
+    assert "unknown model 'no-such-model'" in result.stderr
+    assert "smollm2-135m" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -1,0 +1,213 @@
+"""The agent graph's routes with a fake chat model and a fixed u: each route, the tool loop and its step
+budget, escalation with interrupt/resume, tool failures, and which knobs each node gives the model. Paths
+are read from the graph's own update events."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+import pytest
+from agent_specs import KB_FOLDER, write_spec
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langchain_core.tools import tool
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
+
+from metaspider.graph.builder import build_agent, run_config, turn_result
+from metaspider.graph.spec import load_spec
+from metaspider.graph.state import turn_input
+from metaspider.tools import http_get
+
+from .fakes import use_fakes
+
+CALCULATOR = {"name": "calculator"}
+KNOWLEDGE_BASE = {"name": "knowledge_base", "folder": str(KB_FOLDER)}
+SCORE = 0.42
+
+
+@pytest.fixture
+def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
+    return use_fakes(monkeypatch, SCORE)
+
+
+def agent(tmp_path: Path, extra_tools=None, **fields):
+    return build_agent(load_spec(write_spec(tmp_path, **fields)), InMemorySaver(), extra_tools)
+
+
+def run(graph, question_or_command, thread: str = "t") -> tuple[list[str], list[dict]]:
+    """The nodes the turn went through, in order, and their updates."""
+    source = turn_input(question_or_command) if isinstance(question_or_command, str) else question_or_command
+    updates = list(graph.stream(source, run_config(thread), stream_mode="updates"))
+    return [node for update in updates for node in update], updates
+
+
+def test_answer_route(tmp_path: Path, calls: list[dict]):
+    graph = agent(tmp_path, policy={"answer_below": 1.0}, gain=1.5)
+    path, updates = run(graph, "What is the capital of France?")
+    assert path == ["assess", "answer"]
+    assess = updates[0]["assess"]
+    assert assess["score"] == SCORE and assess["route"] == "answer" and assess["steps"] == 1
+    result = turn_result(graph, run_config("t"))
+    assert result.decision == "answered" and result.answer.endswith("What is the capital of France?")
+    message = graph.get_state(run_config("t")).values["messages"][-1]
+    assert "uncertainty" in message.response_metadata
+    assert calls == [{"model": "smollm2-135m", "gain": 1.5, "modifier": None, "tools": 0}]  # answered with injection
+
+
+def test_refuse_route_says_why_with_the_score(tmp_path: Path, calls: list[dict]):
+    graph = agent(tmp_path, policy={"answer_below": 0.0})
+    path, updates = run(graph, "What is the capital of France?")
+    assert path == ["assess", "refuse"]
+    score = updates[0]["assess"]["score"]
+    result = turn_result(graph, run_config("t"))
+    assert result.decision == "refused"
+    assert f"{score:.2f}" in result.answer and "answer_below=0.00" in result.answer
+    assert calls == []  # a refusal generates nothing
+
+
+def test_tool_route_reassesses_with_the_result_and_answers_from_it(tmp_path: Path, calls: list[dict]):
+    graph = agent(tmp_path, policy={"answer_below": 0.0, "tool_below": 1.0}, tools=[CALCULATOR, KNOWLEDGE_BASE])
+    path, updates = run(graph, "What is 1234 * 5678?")
+    assert path == ["assess", "tool", "assess", "answer"]
+    assert updates[0]["assess"]["route"] == "tool"
+    request, result = updates[1]["tool"]["messages"]
+    assert request.tool_calls[0]["name"] == "calculator"  # the knowledge base does not apply: no passage matches
+    assert request.tool_calls[0]["args"] == {"expression": "1234 * 5678"}  # completed from the question
+    assert isinstance(result, ToolMessage) and result.text == "7006652"
+    assert updates[2]["assess"]["steps"] == 2  # assessed again, now with the tool result in context
+    final = turn_result(graph, run_config("t"))
+    assert final.decision == "used_tool" and "calculator: 1234 * 5678 = 7006652" in final.answer
+    # The tool call and the grounded answer run without the injection (gain 0).
+    assert [(c["gain"], c["tools"]) for c in calls] == [(0.0, 1), (0.0, 0)]
+
+
+def test_the_second_assessment_sees_the_tool_result(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    seen: list[str] = []
+
+    def score(messages: list[BaseMessage]) -> float:
+        seen.append(messages[-1].text)
+        return 0.5
+
+    use_fakes(monkeypatch, score)
+    graph = agent(tmp_path, policy={"answer_below": 0.0, "tool_below": 1.0}, tools=[CALCULATOR])
+    run(graph, "What is 2 * 21?")
+    assert seen[0] == "What is 2 * 21?"
+    assert seen[1] == "Context:\ncalculator: 2 * 21 = 42\n\nQuestion: What is 2 * 21?"
+
+
+def test_step_budget_stops_the_tool_loop(tmp_path: Path, calls: list[dict]):
+    graph = agent(
+        tmp_path, policy={"answer_below": 0.0, "tool_below": 1.0}, tools=[CALCULATOR, KNOWLEDGE_BASE], max_steps=2
+    )
+    # Both tools apply (arithmetic, and a passage about employees), so only the budget stops the loop.
+    path, updates = run(graph, "Orrery Labs has 340 employees. What is 340 * 2?")
+    assert path == ["assess", "tool", "assess", "refuse"]
+    assert "max_steps=2" in updates[2]["assess"]["reason"]
+    assert turn_result(graph, run_config("t")).decision == "refused"
+
+
+def test_without_a_step_budget_each_applicable_tool_is_called_once(tmp_path: Path, calls: list[dict]):
+    graph = agent(tmp_path, policy={"answer_below": 0.0, "tool_below": 1.0}, tools=[CALCULATOR, KNOWLEDGE_BASE])
+    path, updates = run(graph, "Orrery Labs has 340 employees. What is 340 * 2?")
+    assert path == ["assess", "tool", "assess", "tool", "assess", "answer"]
+    names = sorted(call["name"] for call in turn_result(graph, run_config("t")).tool_calls)
+    assert names == ["calculator", "knowledge_base"]
+
+
+def test_human_escalation_interrupts_and_resumes_with_the_answer(tmp_path: Path, calls: list[dict]):
+    graph = agent(tmp_path, policy={"answer_below": 0.0, "escalate_above": 0.0}, escalation={"kind": "human"})
+    path, updates = run(graph, "What is my neighbour's cat called?")
+    assert path == ["assess", "draft", "__interrupt__"]
+    pending = updates[-1]["__interrupt__"][0].value
+    assert pending["question"] == "What is my neighbour's cat called?"
+    assert pending["draft"] and pending["score"] == updates[0]["assess"]["score"]
+    assert calls[0]["gain"] == 0.0  # the draft is the bare model's answer
+    paused = turn_result(graph, run_config("t"))
+    assert paused.escalation == pending and paused.answer is None
+
+    path, _ = run(graph, Command(resume="Her name is Miso."))
+    assert path == ["escalate"]
+    result = turn_result(graph, run_config("t"))
+    assert result.decision == "escalated" and result.answer == "Her name is Miso."
+    messages = graph.get_state(run_config("t")).values["messages"]
+    assert [type(m) for m in messages] == [HumanMessage, AIMessage] and messages[-1].name == "human"
+
+
+def test_an_empty_human_reply_is_a_refusal(tmp_path: Path, calls: list[dict]):
+    graph = agent(tmp_path, policy={"answer_below": 0.0, "escalate_above": 0.0}, escalation={"kind": "human"})
+    run(graph, "What is my neighbour's cat called?")
+    run(graph, Command(resume="  "))
+    result = turn_result(graph, run_config("t"))
+    assert result.decision == "refused" and result.answer == "No one answered this question."
+
+
+def test_a_tool_that_raises_becomes_an_error_result(tmp_path: Path, calls: list[dict]):
+    @tool
+    def flaky_lookup(query: str) -> str:
+        """Look something up in a service that is down."""
+        raise ConnectionError("service unavailable")
+
+    graph = agent(tmp_path, extra_tools=[flaky_lookup], policy={"answer_below": 0.0, "tool_below": 1.0})
+    path, updates = run(graph, "Where is the nearest post office?")
+    assert path == ["assess", "tool", "assess", "answer"]
+    result = updates[1]["tool"]["messages"][1]
+    assert result.status == "error" and result.text == "error: ConnectionError: service unavailable"
+
+
+def test_http_get_to_loopback_is_an_error_result_not_a_crash(
+    tmp_path: Path, calls: list[dict], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(http_get, "resolve_addresses", lambda host: [ipaddress.ip_address(host)])  # a literal
+    graph = agent(
+        tmp_path,
+        policy={"answer_below": 0.0, "tool_below": 1.0},
+        tools=[{"name": "http_get", "allow_hosts": ["127.0.0.1", "example.org"]}],
+        max_tokens=48,
+    )
+    path, updates = run(graph, "Fetch http://127.0.0.1:8000/admin and tell me what it says.")
+    assert path[:2] == ["assess", "tool"] and path[-1] in ("answer", "refuse")
+    call = updates[1]["tool"]["tool_calls"][0]
+    assert call["status"] == "error"
+    assert "not on the allow-list" in call["result"] or "non-public address" in call["result"]
+
+
+def test_no_applicable_tool_means_refusal_not_an_answer(tmp_path: Path, calls: list[dict]):
+    graph = agent(tmp_path, policy={"answer_below": 0.0, "tool_below": 1.0}, tools=[CALCULATOR, KNOWLEDGE_BASE])
+    path, updates = run(graph, "What is my neighbour's cat called?")
+    assert path == ["assess", "refuse"]
+    assert "no tool applies" in updates[0]["assess"]["reason"]
+
+
+def test_escalation_to_a_stronger_model_answers_with_that_model(tmp_path: Path, calls: list[dict]):
+    graph = agent(
+        tmp_path,
+        policy={"answer_below": 0.0, "escalate_above": 0.0},
+        escalation={"kind": "model", "model": "gemma3-270m"},
+        max_tokens=16,
+    )
+    path, updates = run(graph, "What is the capital of France?")
+    assert path == ["assess", "escalate"]
+    message = updates[1]["escalate"]["messages"][0]
+    assert message.response_metadata["model_name"] == "gemma3-270m" and message.text
+    assert turn_result(graph, run_config("t")).decision == "escalated"
+    assert [c["model"] for c in calls] == ["gemma3-270m"]
+
+
+def test_run_knobs_override_the_spec(tmp_path: Path, calls: list[dict]):
+    graph = agent(tmp_path, policy={"answer_below": 1.0}, gain=1.0)
+    updates = list(
+        graph.stream(turn_input("Hi?"), run_config("k", gain=2.5, modifier="watchdog"), stream_mode="updates")
+    )
+    assert [node for update in updates for node in update] == ["assess", "answer"]
+    assert calls == [{"model": "smollm2-135m", "gain": 2.5, "modifier": "watchdog", "tools": 0}]
+
+
+def test_a_new_turn_starts_from_a_clean_state(tmp_path: Path, calls: list[dict]):
+    graph = agent(tmp_path, policy={"answer_below": 0.0, "tool_below": 1.0}, tools=[CALCULATOR])
+    run(graph, "What is 6 * 7?")
+    assert turn_result(graph, run_config("t")).steps == 2
+    path, _ = run(graph, "What is 3 * 3?")
+    assert path == ["assess", "tool", "assess", "answer"]  # the calculator is offered again: the turn is new
+    result = turn_result(graph, run_config("t"))
+    assert [call["args"]["expression"] for call in result.tool_calls] == ["3 * 3"]

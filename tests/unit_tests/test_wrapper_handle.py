@@ -1,0 +1,121 @@
+"""The `Wrapper` handle and the wrapper file formats: no model file, no network (random NumPy weights and the
+shipped wrapper's manifest)."""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from pathlib import Path
+from types import SimpleNamespace
+
+import gguf
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from metaspider import MetaspiderError, Modifier, Wrapper, load_wrapper
+from metaspider.core.wrapper.config import WrapperConfig
+from metaspider.core.wrapper.folder import CalibratedThreshold, WrapperManifest, save_wrapper
+from metaspider.core.wrapper.handle import resolve_wrapper_path
+from metaspider.core.wrapper.runtime import NumpyRuntime
+from metaspider.core.wrapper.sidecar import manifest_from_fields, sidecar_fields
+
+FINGERPRINT = "sha256:0123abcd0123abcd"
+SHIPPED = Path(str(resources.files("metaspider") / "wrappers" / "smollm2-135m-doubter"))
+
+
+def _manifest(**changes) -> WrapperManifest:
+    config = WrapperConfig(d_model=64, read_layers=(1, 2), inject_layers=(2, 3), bottleneck=32, n_heads=2)
+    fields = {
+        "base_fingerprint": FINGERPRINT,
+        "base_model": "smollm2-135m",
+        "config": config,
+        "modifier": Modifier("doubter", 0.5),
+        "gain": 1.25,
+        "answer_below": 0.42,
+        "calibrated": (CalibratedThreshold(0.2, 0.1, 0.31),),
+        "training_data": {"datasets": {"countries": {"splits": ["train"]}}},
+        "metrics": {"val": {"auroc": 0.8}},
+    }
+    return WrapperManifest(**(fields | changes))
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    manifest = _manifest()
+    rng = np.random.default_rng(0)
+    shapes = manifest.config.weight_shapes()
+    weights = {name: rng.standard_normal(shape).astype(np.float32) * 0.1 for name, shape in shapes.items()}
+    return save_wrapper(tmp_path / "w", weights, manifest)
+
+
+def test_the_shipped_manifest_loads_and_writes_back_unchanged():
+    wrapper = Wrapper.open("default", model="smollm2-135m")
+    assert wrapper.source == SHIPPED
+    assert wrapper.manifest.to_dict() == json.loads((SHIPPED / "manifest.json").read_text())
+    assert wrapper.manifest.modifier == Modifier("doubter", 0.0)
+
+
+def test_default_needs_a_model_with_a_shipped_wrapper(tmp_path: Path):
+    with pytest.raises(MetaspiderError, match="needs a model"):
+        resolve_wrapper_path("default", None)
+    with pytest.raises(MetaspiderError, match="no default wrapper is shipped for model 'qwen2.5-coder-0.5b'"):
+        resolve_wrapper_path("default", "qwen2.5-coder-0.5b")
+    with pytest.raises(MetaspiderError, match="does not exist"):
+        Wrapper.open(tmp_path / "missing")
+
+
+def test_folder_save_and_sidecar_export_round_trip(folder: Path, tmp_path: Path):
+    wrapper = Wrapper.open(folder)
+    copy = Wrapper.open(wrapper.save(tmp_path / "copy"))
+    assert copy.manifest == wrapper.manifest
+    assert all(np.array_equal(copy.weights[k], wrapper.weights[k]) for k in wrapper.weights)
+    sidecar = Wrapper.open(wrapper.export(tmp_path / "w.gguf", "f32"))
+    assert sidecar.is_sidecar and not wrapper.is_sidecar
+    assert sidecar.manifest == wrapper.manifest
+    assert all(np.array_equal(sidecar.weights[k], wrapper.weights[k]) for k in wrapper.weights)
+
+
+def test_sidecar_metadata_is_derived_from_the_manifest_with_the_documented_keys(folder: Path, tmp_path: Path):
+    manifest = Wrapper.open(folder).manifest
+    fields = sidecar_fields(manifest)
+    assert fields["base.fingerprint"] == FINGERPRINT and fields["d_model"] == 64
+    assert fields["read_layers"] == [1, 2] and fields["modifier.gain"] == 1.25
+    assert json.loads(fields["thresholds.calibrated"]) == [{"max_risk": 0.2, "delta": 0.1, "threshold": 0.31}]
+    reader = gguf.GGUFReader(Wrapper.open(folder).export(tmp_path / "w.gguf"))
+    keys = {name for name in reader.fields if name.startswith("metaspider.")}
+    assert keys == {"metaspider.format_version"} | {f"metaspider.{key}" for key in fields}
+    assert manifest_from_fields({f"metaspider.{k}": v for k, v in fields.items()}) == manifest
+
+
+def test_runtime_follows_the_backbone_kind_and_checks_the_fingerprint(folder: Path, tmp_path: Path):
+    wrapper = Wrapper.open(folder)
+    llama = SimpleNamespace(name="x", fingerprint=FINGERPRINT, backend="llama_cpp")
+    runtime = wrapper.runtime(llama)
+    assert isinstance(runtime, NumpyRuntime) and runtime.manifest.answer_below == 0.42
+    u = runtime.read(np.ones((2, 64), dtype=np.float32)).u
+    assert 0.0 <= u <= 1.0
+    with pytest.raises(MetaspiderError, match="fingerprint"):
+        wrapper.runtime(SimpleNamespace(name="x", fingerprint="sha256:other", backend="llama_cpp"))
+    sidecar = wrapper.export(tmp_path / "w.gguf")
+    with pytest.raises(MetaspiderError, match="runs on llama_cpp"):
+        load_wrapper(SimpleNamespace(name="x", fingerprint=FINGERPRINT, backend="torch"), sidecar)
+
+
+def test_a_manifest_is_read_without_reading_the_weights(folder: Path):
+    (folder / "weights.safetensors").unlink()
+    wrapper = Wrapper.open(folder)
+    assert wrapper.manifest.calibrated[0].threshold == 0.31
+    with pytest.raises(MetaspiderError, match="weights not found"):
+        _ = wrapper.weights
+
+
+def test_deploy_export_takes_default_with_a_model(tmp_path: Path):
+    from metaspider.deploy.cli import deploy_app
+
+    out = tmp_path / "doubter.gguf"
+    result = CliRunner().invoke(deploy_app, ["export", "default", "--model", "smollm2-135m", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert Wrapper.open(out).manifest == Wrapper.open("default", model="smollm2-135m").manifest
+    failed = CliRunner().invoke(deploy_app, ["export", "default", "--out", str(tmp_path / "x.gguf")])
+    assert failed.exit_code != 0 and "needs a model" in str(failed.exception)
