@@ -126,8 +126,9 @@ class Backbone(ABC):
     eos_token: str
 
     @abstractmethod
-    def tokenize(self, text: str) -> list[int]:
-        """Text with special tokens parsed, no BOS added beyond what the text holds."""
+    def tokenize(self, text: str, special: bool = True) -> list[int]:
+        """Text to ids, no BOS added beyond what the text holds. `special`: spellings of control tokens
+        (`<|im_start|>`) become those tokens; untrusted text must be tokenized with `special=False`."""
 
     @abstractmethod
     def detokenize(self, ids: Sequence[int]) -> str: ...
@@ -164,7 +165,10 @@ class Backbone(ABC):
         """Drop injected positions from the cache: a later request may inject something else."""
 
     def chat_ids(self, messages: list[Message], tools: list[dict] | None = None) -> list[int]:
-        return self.tokenize(self.render(messages, tools))
+        """The prompt's ids: the template's markers are control tokens, message contents never are."""
+        from metaspider.core.backbones.untrusted import safe_chat_ids
+
+        return safe_chat_ids(messages, lambda m: self.render(m, tools), self.tokenize)
 
     def render(self, messages: list[Message], tools: list[dict] | None = None) -> str:
         return render_chat(

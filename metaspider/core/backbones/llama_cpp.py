@@ -87,8 +87,8 @@ class LlamaCppBackbone(Backbone):
             params.cb_eval = self._callback
         return LlamaContext(model=self._model, params=params, verbose=False)
 
-    def tokenize(self, text: str) -> list[int]:
-        return self._model.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+    def tokenize(self, text: str, special: bool = True) -> list[int]:
+        return self._model.tokenize(text.encode("utf-8"), add_bos=False, special=special)
 
     def detokenize(self, ids: Sequence[int]) -> str:
         return self._model.detokenize(list(ids), special=True).decode("utf-8", errors="replace")

@@ -51,8 +51,9 @@ class TorchBackbone(Backbone):
         self._cached: list[int] = []
         self._positions = np.zeros(0, dtype=np.int64)
 
-    def tokenize(self, text: str) -> list[int]:
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+    def tokenize(self, text: str, special: bool = True) -> list[int]:
+        encoded = self.tokenizer(text, add_special_tokens=False, split_special_tokens=not special)
+        return list(encoded["input_ids"])
 
     def detokenize(self, ids: Sequence[int]) -> str:
         return self.tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
