@@ -209,24 +209,32 @@ class LlamaCppBackbone(Backbone):
         self._positions = np.arange(start, start + len(chunk))
         self._cursor = dict.fromkeys(watch, 0)
         self._watch = watch
+        self._error = None
         try:
             context.ctx.decode(self._batch)
-            context.cached.extend(chunk)
+        except BaseException:
+            context.truncate(start)  # rows of a failed decode may be half computed
+            raise
         finally:
             self._watch = frozenset()
         if self._error is not None:
+            # The callback said stop: ggml left this chunk's rows (and the logits) uncomputed, so they must
+            # not be reused by the next request that shares the prefix.
+            context.truncate(start)
             error, self._error = self._error, None
             raise error
+        context.cached.extend(chunk)
 
     def _on_eval(self, tensor: int, ask: bool, _user_data: int) -> bool:
-        """Called from inside llama_decode; exceptions cannot cross into C, so they are kept for later."""
-        if not self._watch:
-            return False
-        if ask:
-            return self._layer_of(tensor) in self._watch
+        """Called from inside llama_decode; exceptions cannot cross into C (ctypes would print and drop
+        them), so every one, Ctrl-C included, is kept and re-raised once llama_decode returns."""
         try:
+            if not self._watch:
+                return False
+            if ask:
+                return self._layer_of(tensor) in self._watch
             self._handle(tensor)
-        except BaseException as exc:  # re-raised by _run_batch once llama_decode returns
+        except BaseException as exc:  # re-raised by _run_batch
             self._error = exc
             return False
         return True
