@@ -17,20 +17,37 @@ from dataclasses import dataclass, replace
 from operator import itemgetter
 from typing import Any, Literal
 
-from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManagerForLLMRun,
+)
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
 from langchain_core.language_models.chat_models import generate_from_stream
 from langchain_core.messages import AIMessageChunk, BaseMessage
-from langchain_core.output_parsers import JsonOutputKeyToolsParser, JsonOutputParser, PydanticOutputParser
+from langchain_core.output_parsers import (
+    JsonOutputKeyToolsParser,
+    JsonOutputParser,
+    PydanticOutputParser,
+)
 from langchain_core.output_parsers.openai_tools import PydanticToolsParser
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableMap, RunnablePassthrough
 from langchain_core.tools import BaseTool
-from langchain_core.utils.function_calling import convert_to_json_schema, convert_to_openai_tool
+from langchain_core.utils.function_calling import (
+    convert_to_json_schema,
+    convert_to_openai_tool,
+)
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import Field
 
+from metaspider.core.backbones.model_lock import (  # noqa: F401  (public: callers catch these)
+    DEFAULT_IDLE_LIMIT,
+    DEFAULT_WAIT_LIMIT,
+    ModelBusyError,
+    ModelReentryError,
+    StreamAbandonedError,
+)
 from metaspider.errors import MetaspiderError
 from metaspider.runtime.engine import Engine, get_engine
 from metaspider.runtime.tool_calls import (
@@ -46,6 +63,10 @@ from metaspider.runtime.tool_calls import (
 _CALL_KWARGS = {"tools", "tool_choice", "response_format", "logprobs", "top_logprobs", "model", "stream"}
 _NATIVE_MARKER = "<tool_call>"
 _PROTOCOL_STARTS = ("{", "[", "```", _NATIVE_MARKER)
+
+
+class RequestTimeoutError(MetaspiderError, TimeoutError):
+    """A running request went past the chat model's `timeout`."""
 
 
 class MetaSpiderChatModel(BaseChatModel):
@@ -76,7 +97,14 @@ class MetaSpiderChatModel(BaseChatModel):
     n_threads: int | None = None
     seed: int | None = None
     timeout: float | None = None
-    """Seconds a request may take, waiting for the shared model included; exceeding it raises TimeoutError."""
+    """Seconds a request may take, waiting for the shared model included; exceeding it raises a
+    `TimeoutError` (`ModelBusyError` while waiting, `RequestTimeoutError` once running). None: no limit on
+    the run, and the model lock's default wait limit (`DEFAULT_WAIT_LIMIT`) on the wait.
+
+    Requests on one model are serialised: one thread holds the model for a whole request, streaming
+    included. Starting a second request from a thread whose earlier stream is still open raises
+    `ModelReentryError`; a stream left unread while others wait loses the model after
+    `DEFAULT_IDLE_LIMIT` seconds (`StreamAbandonedError` if resumed)."""
     max_retries: int = 0
     """Accepted for drop-in compatibility: a local model has no transient failures to retry."""
     streaming: bool = False
@@ -216,12 +244,14 @@ class MetaSpiderChatModel(BaseChatModel):
         request = self._request(messages, stop, kwargs)
         deadline = time.monotonic() + self.timeout if self.timeout else None
         lock = request.engine.lock
-        if not lock.acquire(timeout=self.timeout if self.timeout else -1):
-            raise TimeoutError(f"{request.model} stayed busy for more than timeout={self.timeout}s")
+        lease = lock.acquire(timeout=self.timeout, on_revoke=request.engine.backbone.abandon)
         try:
-            yield from self._generate_locked(request, deadline)
+            for chunk in self._generate_locked(request, deadline):
+                lease.park()
+                yield chunk
+                lease.resume()
         finally:
-            lock.release()
+            lock.release(lease)
 
     def _request(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]) -> _Request:
         from metaspider.core.backbones.base import SamplingParams
@@ -257,6 +287,8 @@ class MetaSpiderChatModel(BaseChatModel):
         engine = request.engine
         pipeline = engine.pipeline(self.wrapper, self.modifier, self.gain)
         assessment = pipeline.assess(request.messages, request.tools)
+        if deadline is not None and time.monotonic() > deadline:
+            raise RequestTimeoutError(f"reading the prompt (pass 1) exceeded timeout={self.timeout}s")
         constraint = engine.grammar(request.grammar) if request.grammar else None
         params = replace(request.params, constraint=constraint)
         holdback = _Holdback(request.mode)
@@ -273,7 +305,7 @@ class MetaSpiderChatModel(BaseChatModel):
                 if text or metadata:
                     yield AIMessageChunk(content=text, response_metadata=metadata)
                 if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError(f"generation exceeded timeout={self.timeout}s")
+                    raise RequestTimeoutError(f"generation exceeded timeout={self.timeout}s")
         assert end is not None
         content, calls = holdback.finish(request.tool_names)
         uncertainty = assessment.uncertainty

@@ -15,6 +15,7 @@ from metaspider.errors import MetaspiderError
 
 if TYPE_CHECKING:
     from metaspider.core.backbones.base import Backbone
+    from metaspider.core.backbones.model_lock import ModelLock
     from metaspider.core.pipeline import Pipeline
     from metaspider.core.wrapper.runtime import WrapperRuntime
     from metaspider.runtime.constrained import GrammarConstraint
@@ -45,15 +46,15 @@ class Engine:
         return self._backbone
 
     @property
-    def lock(self) -> threading.RLock:
-        """Held for a whole request: pass 1, pass 2 and every streamed token."""
+    def lock(self) -> ModelLock:
+        """Held for a whole request: pass 1, pass 2 and every streamed token (see `ModelLock`)."""
         return self.backbone.lock
 
     def pipeline(self, wrapper: str | None, modifier: str | None, gain: float | None) -> Pipeline:
         """Cheap per request: the backbone and wrapper are loaded once and shared. A modifier named like
         the wrapper's own keeps the bias it was trained with: the Doubter's bias is where it refuses."""
-        from metaspider.core.wrapper.modifiers import Modifier
         from metaspider.core.pipeline import Pipeline
+        from metaspider.core.wrapper.modifiers import Modifier
 
         runtime = self._wrapper(wrapper) if wrapper is not None else None
         trained = runtime.manifest.modifier if runtime is not None else None

@@ -7,7 +7,6 @@ so Torch and llama.cpp cannot drift apart in what they generate from the same lo
 from __future__ import annotations
 
 import math
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from metaspider.core.backbones.chat_template import Message, render_chat
+from metaspider.core.backbones.model_lock import ModelLock
 
 Injector = Callable[[int, "object", np.ndarray], "object"]
 """(layer, hidden [T, d], absolute positions [T]) → offsets [T, d] to add to that layer's output.
@@ -115,7 +115,7 @@ class Backbone(ABC):
 
     A backbone holds one cache and one injection at a time: callers serialise requests with `lock`."""
 
-    lock: threading.RLock
+    lock: ModelLock
 
     name: str
     n_layers: int
@@ -184,11 +184,18 @@ class Backbone(ABC):
     def generate(
         self, ids: Sequence[int], params: SamplingParams, injection: Injection | None = None
     ) -> Iterator[TokenOut | GenerationEnd]:
-        """Yields tokens as they are decided, then one `GenerationEnd`."""
+        """Yields tokens as they are decided, then one `GenerationEnd`. If the model is taken from this
+        stream while it sits unread (see `ModelLock`), its clean-up is skipped: the model is no longer its."""
+        lease = self.lock.holder
         try:
             yield from self._generate(ids, params, injection)
         finally:
-            self._finish(injection)
+            if lease is None or not lease.revoked:
+                self._finish(injection)
+
+    def abandon(self) -> None:
+        """Drop every trace of an unfinished request (cache, injection) so another may use the model."""
+        self.reset()
 
     def _generate(
         self, ids: Sequence[int], params: SamplingParams, injection: Injection | None

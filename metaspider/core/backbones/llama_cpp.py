@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,6 +29,7 @@ from llama_cpp._internals import LlamaBatch, LlamaContext, LlamaModel
 
 from metaspider.core.backbones.base import Backbone, Injection, Priming, common_prefix
 from metaspider.core.backbones.ggml_tensors import TensorNames, read_rows, write_rows
+from metaspider.core.backbones.model_lock import ModelLock
 from metaspider.core.models.model_files import chat_template, fingerprint
 from metaspider.core.models.registry import resolve
 from metaspider.errors import MetaspiderError
@@ -54,7 +54,7 @@ class LlamaCppBackbone(Backbone):
         self.chat_template = chat_template(model, path, lambda _: self._model.metadata().get("tokenizer.chat_template"))
         self.bos_token = self._token_text(llama_cpp.llama_vocab_bos(self._model.vocab))
         self.eos_token = self._token_text(llama_cpp.llama_vocab_eos(self._model.vocab))
-        self.lock = threading.RLock()
+        self.lock = ModelLock(model)
         self._names = TensorNames()
         self._watch: frozenset[int] = frozenset()
         self._reads: dict[int, list[np.ndarray]] = {}
@@ -143,6 +143,12 @@ class LlamaCppBackbone(Backbone):
         self._primed = None
         for context in (self._plain, self._reader):
             context.clear()
+
+    def abandon(self) -> None:
+        self._injection = None
+        for context in (self._plain, self._reader):
+            llama_cpp.llama_set_adapter_cvec(context.ctx.ctx, None, 0, self.d_model, 1, self.n_layers - 1)
+        self.reset()
 
     def _finish(self, injection: Injection | None) -> None:
         if injection is None:

@@ -6,15 +6,14 @@ blocks; training reuses the same hooks with gradients on."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from metaspider.core.backbones.base import Backbone, Injection, Priming, common_prefix
+from metaspider.core.backbones.model_lock import ModelLock
 from metaspider.core.models.model_files import chat_template, fingerprint
 from metaspider.core.models.registry import resolve
 from metaspider.errors import MetaspiderError
@@ -46,7 +45,7 @@ class TorchBackbone(Backbone):
         self.bos_token = self.tokenizer.bos_token or ""
         self.eos_token = self.tokenizer.eos_token or ""
         self._end_ids = _end_ids(self.tokenizer, self.model)
-        self.lock = threading.RLock()
+        self.lock = ModelLock(model)
         self._cache = None
         self._cached: list[int] = []
         self._positions = np.zeros(0, dtype=np.int64)
