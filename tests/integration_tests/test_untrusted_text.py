@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from functools import lru_cache
+from functools import cache
 
 import pytest
 
@@ -54,7 +54,7 @@ class _TorchTokenizer:
         return list(self.tok(text, add_special_tokens=False, split_special_tokens=not special)["input_ids"])
 
 
-@lru_cache(maxsize=None)
+@cache
 def _tokenizer(kind: str, name: str):
     return _LlamaTokenizer(name) if kind == "llama_cpp" else _TorchTokenizer(name)
 

@@ -17,9 +17,8 @@ from metaspider.core.backbones.model_lock import (
 
 def test_reentry_from_the_holding_thread_is_refused() -> None:
     lock = ModelLock("m")
-    with lock:
-        with pytest.raises(ModelReentryError, match="already holds m"):
-            lock.acquire(timeout=1)
+    with lock, pytest.raises(ModelReentryError, match="already holds m"):
+        lock.acquire(timeout=1)
     lease = lock.acquire(timeout=0)  # released by the `with`
     lock.release(lease)
 
