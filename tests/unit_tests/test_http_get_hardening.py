@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from typing import ClassVar
 
 import pytest
 
@@ -53,7 +54,7 @@ def test_the_host_is_resolved_once_and_the_checked_address_is_used(monkeypatch: 
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
-    routes: dict[str, tuple[float, dict[str, str], bytes]] = {}
+    routes: ClassVar[dict[str, tuple[float, dict[str, str], bytes]]] = {}
 
     def do_GET(self) -> None:
         delay, headers, body = self.routes.get(self.path, (0, {}, b"missing"))
