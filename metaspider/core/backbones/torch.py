@@ -33,8 +33,8 @@ class TorchBackbone(Backbone):
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
             self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **kwargs)
-        except (OSError, ValueError) as exc:
-            raise MetaspiderError(f"transformers could not load {path}: {exc}") from None
+        except Exception as exc:  # a corrupt GGUF surfaces as struct, index, key, type... errors from gguf/transformers
+            raise MetaspiderError(f"transformers could not load {path} (corrupt or unsupported?): {exc}") from None
         self.model.eval().requires_grad_(False)
         self.name = model
         self.blocks = _decoder_blocks(self.model)

@@ -6,9 +6,9 @@ from importlib import resources
 from pathlib import Path
 
 from metaspider.core.backbones.base import Backbone
+from metaspider.core.wrapper.bounds import check_against_base
 from metaspider.core.wrapper.runtime import NumpyRuntime, TorchRuntime, WrapperRuntime
 from metaspider.errors import MetaspiderError
-
 
 SHIPPED_WRAPPERS = {"smollm2-135m": "smollm2-135m-doubter"}
 
@@ -36,8 +36,13 @@ def load_wrapper(backbone: Backbone, spec: str | Path | None, backend: str) -> W
     folder = wrapper_folder(spec, _registry_name(backbone))
     if folder.suffix == ".gguf" and backend == "torch":
         raise MetaspiderError(f"{folder} is a GGUF sidecar, which runs on llama_cpp; for torch, use the wrapper folder")
-    runtime = TorchRuntime if backend == "torch" else NumpyRuntime
-    return runtime(folder, backbone.fingerprint)
+    if folder.suffix != ".gguf":  # a sidecar's arrays are bounded by its file; a folder's manifest sizes them
+        from metaspider.core.wrapper.folder import MANIFEST_FILE, load_manifest
+
+        check_against_base(load_manifest(folder).config, backbone.d_model, backbone.n_layers, folder / MANIFEST_FILE)
+    runtime = (TorchRuntime if backend == "torch" else NumpyRuntime)(folder, backbone.fingerprint)
+    check_against_base(runtime.config, backbone.d_model, backbone.n_layers, folder)
+    return runtime
 
 
 def _registry_name(backbone: Backbone) -> str:
