@@ -48,7 +48,7 @@ from metaspider.core.backbones.model_lock import (  # noqa: F401  (public: calle
     ModelReentryError,
     StreamAbandonedError,
 )
-from metaspider.errors import MetaspiderError
+from metaspider.errors import ContextOverflowError, MetaspiderError
 from metaspider.runtime.engine import Engine, get_engine
 from metaspider.runtime.tool_calls import (
     ToolCall,
@@ -286,11 +286,19 @@ class MetaSpiderChatModel(BaseChatModel):
 
         engine = request.engine
         pipeline = engine.pipeline(self.wrapper, self.modifier, self.gain)
+        n_prompt = len(engine.backbone.chat_ids(request.messages, request.tools))
+        if n_prompt >= engine.n_ctx:
+            raise ContextOverflowError(
+                f"the prompt is {n_prompt} tokens but the context window of {request.model} holds {engine.n_ctx} "
+                "(n_ctx): shorten the input or raise n_ctx"
+            )
         assessment = pipeline.assess(request.messages, request.tools)
         if deadline is not None and time.monotonic() > deadline:
             raise RequestTimeoutError(f"reading the prompt (pass 1) exceeded timeout={self.timeout}s")
         constraint = engine.grammar(request.grammar) if request.grammar else None
-        params = replace(request.params, constraint=constraint)
+        # The answer gets the room the prompt leaves: generation never runs out of context mid-stream.
+        room = engine.n_ctx - len(assessment.ids)
+        params = replace(request.params, constraint=constraint, max_tokens=min(request.params.max_tokens, room))
         holdback = _Holdback(request.mode)
         tokens = []
         end: GenerationEnd | None = None
