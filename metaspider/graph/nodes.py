@@ -31,6 +31,9 @@ from metaspider.runtime.chat_model import MetaSpiderChatModel
 from metaspider.tools.specs import CalculatorSpec, HttpGetSpec, KnowledgeBaseSpec, ToolSpec
 
 
+N_CTX = 2048
+"""The default context window (the spec's `n_ctx:` when it names none)."""
+
 _ARITHMETIC = re.compile(r"[-+(]*\d[\d.\s()]*(?:(?:\*\*|[-+*/%^×])[\s(]*[-+]?\d[\d.\s()]*)+")
 _URL = re.compile(r"https?://\S+")
 

@@ -90,7 +90,7 @@ class AgentSpec(_SpecModel):
     max_steps: int = Field(6, ge=1)
     temperature: float = Field(0.0, ge=0)
     max_tokens: int = Field(256, ge=1)
-    n_ctx: int = Field(2048, ge=256, le=131072)
+    n_ctx: int = Field(2048, ge=256, le=131072)  # nodes.N_CTX
     """The model's context window in tokens: system prompt, kept history, tool results and the answer."""
     tool_result_tokens: int = Field(512, ge=16)
     """A tool result longer than this many tokens is cut, with a visible marker."""
