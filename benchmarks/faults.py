@@ -98,10 +98,10 @@ def cli_cases(tmp: Path) -> list[Case]:
     return [
         Case("CLI arguments", "unknown model", [*CLI, "models", "pull", "no-such-model"], "no-such-model"),
         Case("CLI arguments", "verify unknown model", [*CLI, "models", "verify", "no-such-model"], "no-such-model"),
-        Case("CLI arguments", "missing argument", [*CLI, "models", "pull"], "NAME"),
+        Case("CLI arguments", "missing argument", [*CLI, "models", "pull"], "name"),
         Case("CLI arguments", "unknown option", [*CLI, "models", "list", "--colour"], "--colour"),
         Case("CLI arguments", "spec file missing", _agent(tmp / "missing.yaml"), "missing.yaml"),
-        Case("CLI arguments", "not a number", [*LOOM, "collect", "--run", str(run), "--limit", "abc"], "abc"),
+        Case("CLI arguments", "not a number", [*LOOM, "collect", "--run", str(run), "--limit", "abc"], "--limit"),
         Case("CLI arguments", "unknown split", [*LOOM, "collect", "--run", str(run), "--split", "nosuch", "--limit", "1",
                                                  "--threads", "1"], "nosuch"),
         Case("CLI arguments", "unknown data set", [*LOOM, "collect", "--run", str(run), "--dataset", "nosuch", "--limit", "1",
@@ -339,7 +339,7 @@ def http_cases() -> list[Case]:
         "body shorter than announced": ("/short", "request failed"),
         "no content type": ("/notype", "content type"),
         "invalid URL": ("http://[::1", "invalid URL"),
-        "other scheme": ("file:///etc/passwd", "file:///etc/passwd"),
+        "other scheme": ("file:///etc/passwd", "only http and https"),
     }
     cases = []
     for name, (path, expect) in paths.items():
@@ -394,6 +394,14 @@ def _history(spec: Path, thread: str) -> list[tuple[str, str]]:
     return [tuple(pair) for pair in json.loads(out.stdout.strip().splitlines()[-1])]
 
 
+def _checkpoints(path: Path, thread: str) -> int:
+    connection = sqlite3.connect(path, timeout=30)
+    try:
+        return connection.execute("SELECT COUNT(*) FROM checkpoints WHERE thread_id = ?", (thread,)).fetchone()[0]
+    finally:
+        connection.close()
+
+
 def kill_agent() -> dict:
     """Two turns, a third killed with SIGKILL while it generates, then a fourth on the same thread."""
     with tempfile.TemporaryDirectory(prefix="faults-agent-") as folder:
@@ -406,7 +414,11 @@ def kill_agent() -> dict:
         before = _history(spec, thread)
         victim = subprocess.Popen([*_agent(spec, "Write a very long story about a dragon."), "--thread", thread],
                                   env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        time.sleep(float(os.environ.get("FAULTS_KILL_AFTER", "6")))
+        saved = _checkpoints(tmp / "memory.sqlite", thread)
+        deadline = time.monotonic() + 120
+        while _checkpoints(tmp / "memory.sqlite", thread) == saved and time.monotonic() < deadline:
+            time.sleep(0.2)  # until the turn's input is checkpointed: the turn has begun
+        time.sleep(float(os.environ.get("FAULTS_KILL_AFTER", "2")))  # into pass 1 / pass 2
         alive_when_killed = victim.poll() is None
         victim.send_signal(signal.SIGKILL)
         victim.wait()
@@ -515,10 +527,17 @@ def load(threads: int = 16, per_thread: int = 20, seed: int = 0) -> dict:
                     count("cancelled")
                     continue
                 else:
-                    stream = llm.stream(question)
-                    next(stream, None)
-                    with guard:
-                        abandoned.append(stream)  # never read again, never closed
+                    # A consumer (say, a server handler) reads one chunk and goes away for good, leaving the
+                    # stream open: its thread ends, the stream object stays referenced and unread.
+                    def walk_away(q: str = question) -> None:
+                        stream = llm.stream(q)
+                        next(stream, None)
+                        with guard:
+                            abandoned.append(stream)
+
+                    consumer = threading.Thread(target=walk_away)
+                    consumer.start()
+                    consumer.join()
                     count("abandoned")
                     continue
             except TimeoutError as exc:

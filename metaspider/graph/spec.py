@@ -113,6 +113,8 @@ def load_spec(path: Path | str) -> AgentSpec:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise MetaspiderError(f"{path}: cannot read agent spec: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise MetaspiderError(f"{path}: an agent spec must be UTF-8 text (byte {exc.start}: {exc.reason})") from None
     data, root = _parse_yaml(path, text)
     if not isinstance(data, dict) or not isinstance(root, yaml.MappingNode):
         raise MetaspiderError(f"{path}:1: an agent spec must be a YAML mapping (model: ..., policy: ...)")
