@@ -18,7 +18,6 @@ re-measured and merged into the existing JSON).
 from __future__ import annotations
 
 import argparse
-import gzip
 import http.server
 import json
 import os
@@ -282,7 +281,7 @@ def sqlite_cases(tmp: Path) -> tuple[list[Case], Callable[[], None]]:
 
 
 class _Bad(http.server.BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         port = self.server.server_address[1]
         routes: dict[str, Callable[[], None]] = {
             "/500": lambda: self._reply(500, {"content-type": "text/plain"}, b"boom"),
@@ -605,9 +604,11 @@ def write_report(data: dict) -> None:
         lines += [
             "## Bad inputs",
             "",
-            "Each case runs the real CLI in a fresh process (HTTP responses: the `http_get` tool against a real server "
-            "on 127.0.0.1). Passed = non-zero exit code, no traceback, exactly one error line, and that line names the "
-            "file or field.",
+            (
+                "Each case runs the real CLI in a fresh process (HTTP responses: the `http_get` tool against a real "
+                "server on 127.0.0.1). Passed = non-zero exit code, no traceback, exactly one error line, and that line "
+                "names the file or field."
+            ),
             "",
             "| surface | tried | passed |",
             "|---|---:|---:|",
@@ -632,8 +633,10 @@ def write_report(data: dict) -> None:
         lines += [
             "## Load",
             "",
-            f"{load_['threads']} threads × {load_['requests_per_thread']} requests on one chat model (max_tokens 16, "
-            "timeout 120 s, abandoned streams lose the model after 2 s idle).",
+            (
+                f"{load_['threads']} threads × {load_['requests_per_thread']} requests on one chat model (max_tokens "
+                "16, timeout 120 s, abandoned streams lose the model after 2 s idle)."
+            ),
             "",
             "| measure | value |",
             "|---|---|",

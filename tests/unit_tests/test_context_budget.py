@@ -8,7 +8,12 @@ from pathlib import Path
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from rich.console import Console
 
-from metaspider.graph.context_budget import MESSAGE_OVERHEAD, cap_tool_result, history_budget, trim_history
+from metaspider.graph.context_budget import (
+    MESSAGE_OVERHEAD,
+    cap_tool_result,
+    history_budget,
+    trim_history,
+)
 from metaspider.graph.spec import load_spec
 
 

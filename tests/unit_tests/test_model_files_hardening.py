@@ -100,24 +100,6 @@ def test_a_cached_model_of_the_wrong_size_is_refused(tmp_path: Path, monkeypatch
         registry.resolve("smollm2-135m")
 
 
-def test_models_verify_command(tmp_path: Path) -> None:
-    import os
-    import subprocess
-    import sys
-
-    path = tmp_path / "models" / "smollm2-135m.gguf"
-    path.parent.mkdir(parents=True)
-    path.write_bytes(b"GGUF not the model")
-    env = {**os.environ, "METASPIDER_HOME": str(tmp_path), "COLUMNS": "400"}
-    code = "from metaspider.cli import main; main()"
-    result = subprocess.run(
-        [sys.executable, "-c", code, "models", "verify", "smollm2-135m"], capture_output=True, text=True, env=env, check=False
-    )
-    output = result.stdout + result.stderr
-    assert result.returncode == 1
-    assert "smollm2-135m.gguf is damaged" in output and "Traceback" not in output
-
-
 @pytest.mark.parametrize(
     ("changes", "field"),
     [
