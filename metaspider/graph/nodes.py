@@ -23,13 +23,16 @@ from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.types import interrupt
 
+from metaspider.graph.context_budget import cap_tool_result, history_budget, trim_history
 from metaspider.graph.policy import Thresholds, decide
 from metaspider.graph.spec import AgentSpec, HumanEscalation, ModelEscalation
 from metaspider.graph.state import AgentState, Route
 from metaspider.runtime.chat_model import MetaSpiderChatModel
 from metaspider.tools.specs import CalculatorSpec, HttpGetSpec, KnowledgeBaseSpec, ToolSpec
 
-N_CTX = 2048  # the chat model's default: one shared engine for the assessments and the answers
+
+N_CTX = 2048
+"""The default context window (the spec's `n_ctx:` when it names none)."""
 
 _ARITHMETIC = re.compile(r"[-+(]*\d[\d.\s()]*(?:(?:\*\*|[-+*/%^×])[\s(]*[-+]?\d[\d.\s()]*)+")
 _URL = re.compile(r"https?://\S+")
@@ -123,7 +126,7 @@ def measure_uncertainty(spec: AgentSpec, modifier: str | None, messages: list[Ba
     from metaspider.runtime.engine import get_engine
     from metaspider.runtime.tool_calls import has_native_tool_calls, to_template_messages
 
-    engine = get_engine(spec.model, spec.backend, N_CTX)
+    engine = get_engine(spec.model, spec.backend, spec.n_ctx)
     rendered = to_template_messages(messages, has_native_tool_calls(engine.backbone.chat_template))
     with engine.lock:
         assessment = engine.pipeline(spec.wrapper, modifier, None).assess(rendered)
@@ -225,12 +228,31 @@ class AgentNodes:
             gain=gain,
             temperature=self.spec.temperature,
             max_tokens=self.spec.max_tokens,
-            n_ctx=N_CTX,
+            n_ctx=self.spec.n_ctx,
         )
 
     def view(self, state: AgentState) -> list[BaseMessage]:
-        """The messages the model sees: the thread with the spec's system prompt."""
-        return model_view(state["messages"], self.spec.system_prompt)
+        """What the model reads, trimmed to the context window (oldest turns first)."""
+        backbone = self._backbone()
+        view = model_view(state["messages"], self.spec.system_prompt)
+        budget = history_budget(self.spec.n_ctx, self.spec.max_tokens)
+        return trim_history(view, budget, lambda text: len(backbone.tokenize(text, special=False)))
+
+    def _backbone(self):  # noqa: ANN202 (a Backbone; imported lazily)
+        from metaspider.runtime.engine import get_engine
+
+        return get_engine(self.spec.model, self.spec.backend, self.spec.n_ctx).backbone
+
+    def cap_result(self, result: ToolMessage) -> ToolMessage:
+        """The tool's result cut to `tool_result_tokens` tokens, with a visible marker."""
+        backbone = self._backbone()
+        text = cap_tool_result(
+            result.text,
+            self.spec.tool_result_tokens,
+            lambda t: backbone.tokenize(t, special=False),
+            backbone.detokenize,
+        )
+        return result if text == result.text else result.model_copy(update={"content": text})
 
     @staticmethod
     def question(state: AgentState) -> str:
@@ -280,7 +302,7 @@ class AgentNodes:
         chosen = next(c for c in candidates if c.tool.name == picked["name"])
         call = {**picked, "args": chosen.complete_args(picked["args"], self.question(state))}
         request = AIMessage("", tool_calls=[call], response_metadata=request.response_metadata)
-        result = run_tool(chosen.tool, call)
+        result = self.cap_result(run_tool(chosen.tool, call))
         record = {"name": call["name"], "args": call["args"], "result": result.text, "status": result.status}
         return {"messages": [request, result], "tool_calls": [*state.get("tool_calls", []), record]}
 

@@ -102,6 +102,13 @@ class Repl:
             self.console.print(" [dim](cancelled)[/]")
             self.session.cancel("".join(printed))
             result = self.session.result()
+        except Exception as exc:  # noqa: BLE001  (a failed turn is reported; the REPL goes on)
+            self.console.print(f"\n[bold red]this turn failed:[/] {exc}", markup=True, highlight=False)
+            try:
+                self.session.fail(str(exc))
+            except Exception as again:  # noqa: BLE001
+                self.console.print(f"[dim](the failure could not be recorded in the thread: {again})[/]")
+            return
         self.last = result
         self.show_verdict(result)
 

@@ -101,6 +101,10 @@ class AgentSpec(_SpecModel):
     max_steps: int = Field(6, ge=1)
     temperature: float = Field(0.0, ge=0)
     max_tokens: int = Field(256, ge=1)
+    n_ctx: int = Field(2048, ge=256, le=131072)  # nodes.N_CTX
+    """The model's context window in tokens: system prompt, kept history, tool results and the answer."""
+    tool_result_tokens: int = Field(512, ge=16)
+    """A tool result longer than this many tokens is cut, with a visible marker."""
 
     @field_validator("tools")
     @classmethod
@@ -120,6 +124,8 @@ def load_spec(path: Path | str) -> AgentSpec:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise MetaspiderError(f"{path}: cannot read agent spec: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:
+        raise MetaspiderError(f"{path}: an agent spec must be UTF-8 text (byte {exc.start}: {exc.reason})") from None
     data, root = _parse_yaml(path, text)
     if not isinstance(data, dict) or not isinstance(root, yaml.MappingNode):
         raise MetaspiderError(f"{path}:1: an agent spec must be a YAML mapping (model: ..., policy: ...)")

@@ -308,6 +308,15 @@ def _currency_item(country: dict) -> Item:
 
 
 def _load_jsonl(path: Path) -> list[Item]:
+    try:
+        return _read_jsonl(path)
+    except UnicodeDecodeError as error:
+        raise MetaspiderError(f"{path} is not UTF-8 text (byte {error.start}): {error.reason}") from None
+    except OSError as error:
+        raise MetaspiderError(f"{path}: cannot read it: {error.strerror}") from None
+
+
+def _read_jsonl(path: Path) -> list[Item]:
     items: list[Item] = []
     seen: set[str] = set()
     with path.open(encoding="utf-8") as f:

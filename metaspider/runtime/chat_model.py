@@ -31,8 +31,15 @@ from langchain_core.utils.function_calling import convert_to_json_schema, conver
 from langchain_core.utils.pydantic import is_basemodel_subclass
 from pydantic import BaseModel, Field
 
+from metaspider.core.backbones.model_lock import (  # noqa: F401  (public: callers catch these)
+    DEFAULT_IDLE_LIMIT,
+    DEFAULT_WAIT_LIMIT,
+    ModelBusyError,
+    ModelReentryError,
+    StreamAbandonedError,
+)
 from metaspider.core.names import Backend, ModifierName
-from metaspider.errors import MetaspiderError
+from metaspider.errors import ContextOverflowError, MetaspiderError
 from metaspider.runtime.engine import Engine, get_engine
 from metaspider.runtime.tool_calls import (
     ToolCall,
@@ -47,6 +54,10 @@ from metaspider.runtime.tool_calls import (
 _CALL_KWARGS = {"tools", "tool_choice", "response_format", "logprobs", "top_logprobs", "model", "stream"}
 _NATIVE_MARKER = "<tool_call>"
 _PROTOCOL_STARTS = ("{", "[", "```", _NATIVE_MARKER)
+
+
+class RequestTimeoutError(MetaspiderError, TimeoutError):
+    """A running request went past the chat model's `timeout`."""
 
 
 class MetaSpiderChatModel(BaseChatModel):
@@ -77,7 +88,14 @@ class MetaSpiderChatModel(BaseChatModel):
     n_threads: int | None = None
     seed: int | None = None
     timeout: float | None = None
-    """Seconds a request may take, waiting for the shared model included; exceeding it raises TimeoutError."""
+    """Seconds a request may take, waiting for the shared model included; exceeding it raises a
+    `TimeoutError` (`ModelBusyError` while waiting, `RequestTimeoutError` once running). None: no limit on
+    the run, and the model lock's default wait limit (`DEFAULT_WAIT_LIMIT`) on the wait.
+
+    Requests on one model are serialised: one thread holds the model for a whole request, streaming
+    included. Starting a second request from a thread whose earlier stream is still open raises
+    `ModelReentryError`; a stream left unread while others wait loses the model after
+    `DEFAULT_IDLE_LIMIT` seconds (`StreamAbandonedError` if resumed)."""
     max_retries: int = 0
     """Accepted for drop-in compatibility: a local model has no transient failures to retry."""
     streaming: bool = False
@@ -221,12 +239,14 @@ class MetaSpiderChatModel(BaseChatModel):
         request = self._request(messages, stop, kwargs)
         deadline = time.monotonic() + self.timeout if self.timeout else None
         lock = request.engine.lock
-        if not lock.acquire(timeout=self.timeout if self.timeout else -1):
-            raise TimeoutError(f"{request.model} stayed busy for more than timeout={self.timeout}s")
+        lease = lock.acquire(timeout=self.timeout, on_revoke=request.engine.backbone.abandon)
         try:
-            yield from self._generate_locked(request, deadline)
+            for chunk in self._generate_locked(request, deadline):
+                lease.park()
+                yield chunk
+                lease.resume()
         finally:
-            lock.release()
+            lock.release(lease)
 
     def _request(self, messages: list[BaseMessage], stop: list[str] | None, kwargs: dict[str, Any]) -> _Request:
         from metaspider.core.backbones.base import SamplingParams
@@ -261,9 +281,19 @@ class MetaSpiderChatModel(BaseChatModel):
 
         engine = request.engine
         pipeline = engine.pipeline(self.wrapper, self.modifier, self.gain)
+        n_prompt = len(engine.backbone.chat_ids(request.messages, request.tools))
+        if n_prompt >= engine.n_ctx:
+            raise ContextOverflowError(
+                f"the prompt is {n_prompt} tokens but the context window of {request.model} holds {engine.n_ctx} "
+                "(n_ctx): shorten the input or raise n_ctx"
+            )
         assessment = pipeline.assess(request.messages, request.tools)
+        if deadline is not None and time.monotonic() > deadline:
+            raise RequestTimeoutError(f"reading the prompt (pass 1) exceeded timeout={self.timeout}s")
         constraint = engine.grammar(request.grammar) if request.grammar else None
-        params = replace(request.params, constraint=constraint)
+        # The answer gets the room the prompt leaves: generation never runs out of context mid-stream.
+        room = engine.n_ctx - len(assessment.ids)
+        params = replace(request.params, constraint=constraint, max_tokens=min(request.params.max_tokens, room))
         holdback = _Holdback(request.mode)
         tokens = []
         end: GenerationEnd | None = None
@@ -278,7 +308,7 @@ class MetaSpiderChatModel(BaseChatModel):
                 if text or metadata:
                     yield AIMessageChunk(content=text, response_metadata=metadata)
                 if deadline is not None and time.monotonic() > deadline:
-                    raise TimeoutError(f"generation exceeded timeout={self.timeout}s")
+                    raise RequestTimeoutError(f"generation exceeded timeout={self.timeout}s")
         assert end is not None
         content, calls = holdback.finish(request.tool_names)
         uncertainty = assessment.uncertainty

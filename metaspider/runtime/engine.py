@@ -16,6 +16,7 @@ from metaspider.errors import MetaspiderError
 
 if TYPE_CHECKING:
     from metaspider.core.backbones.base import Backbone
+    from metaspider.core.backbones.model_lock import ModelLock
     from metaspider.core.pipeline import Pipeline
     from metaspider.core.wrapper.runtime import WrapperRuntime
     from metaspider.runtime.constrained import GrammarConstraint
@@ -48,8 +49,8 @@ class Engine:
         return self._backbone
 
     @property
-    def lock(self) -> threading.RLock:
-        """Held for a whole request: pass 1, pass 2 and every streamed token."""
+    def lock(self) -> ModelLock:
+        """Held for a whole request: pass 1, pass 2 and every streamed token (see `ModelLock`)."""
         return self.backbone.lock
 
     def pipeline(self, wrapper: str | None, modifier: str | None, gain: float | None) -> Pipeline:

@@ -7,7 +7,6 @@ so Torch and llama.cpp cannot drift apart in what they generate from the same lo
 from __future__ import annotations
 
 import math
-import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from typing import Protocol
 import numpy as np
 
 from metaspider.core.backbones.chat_template import Message, render_chat
+from metaspider.core.backbones.model_lock import ModelLock
 
 Injector = Callable[[int, "object", np.ndarray], "object"]
 """(layer, hidden [T, d], absolute positions [T]) → offsets [T, d] to add to that layer's output.
@@ -119,7 +119,7 @@ class Backbone(ABC):
 
     A backbone holds one cache and one injection at a time: callers serialise requests with `lock`."""
 
-    lock: threading.RLock
+    lock: ModelLock
 
     backend: str
     """"llama_cpp" or "torch": which wrapper runtime (NumPy or Torch) runs on this backbone."""
@@ -132,8 +132,9 @@ class Backbone(ABC):
     eos_token: str
 
     @abstractmethod
-    def tokenize(self, text: str) -> list[int]:
-        """Text with special tokens parsed, no BOS added beyond what the text holds."""
+    def tokenize(self, text: str, special: bool = True) -> list[int]:
+        """Text to ids, no BOS added beyond what the text holds. `special`: spellings of control tokens
+        (`<|im_start|>`) become those tokens; untrusted text must be tokenized with `special=False`."""
 
     @abstractmethod
     def detokenize(self, ids: Sequence[int]) -> str:
@@ -172,8 +173,10 @@ class Backbone(ABC):
         """Drop injected positions from the cache: a later request may inject something else."""
 
     def chat_ids(self, messages: list[Message], tools: list[dict] | None = None) -> list[int]:
-        """The prompt's token ids up to the decision point: the chat template rendered, then tokenized."""
-        return self.tokenize(self.render(messages, tools))
+        """The prompt's ids: the template's markers are control tokens, message contents never are."""
+        from metaspider.core.backbones.untrusted import safe_chat_ids
+
+        return safe_chat_ids(messages, lambda m: self.render(m, tools), self.tokenize)
 
     def render(self, messages: list[Message], tools: list[dict] | None = None) -> str:
         """The prompt text of `messages` in the model's chat template, ending with the assistant header."""
@@ -191,11 +194,18 @@ class Backbone(ABC):
     def generate(
         self, ids: Sequence[int], params: SamplingParams, injection: Injection | None = None
     ) -> Iterator[TokenOut | GenerationEnd]:
-        """Yields tokens as they are decided, then one `GenerationEnd`."""
+        """Yields tokens as they are decided, then one `GenerationEnd`. If the model is taken from this
+        stream while it sits unread (see `ModelLock`), its clean-up is skipped: the model is no longer its."""
+        lease = self.lock.holder
         try:
             yield from self._generate(ids, params, injection)
         finally:
-            self._finish(injection)
+            if lease is None or not lease.revoked:
+                self._finish(injection)
+
+    def abandon(self) -> None:
+        """Drop every trace of an unfinished request (cache, injection) so another may use the model."""
+        self.reset()
 
     def _generate(
         self, ids: Sequence[int], params: SamplingParams, injection: Injection | None

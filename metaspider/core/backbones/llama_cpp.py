@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,6 +29,7 @@ from llama_cpp._internals import LlamaBatch, LlamaContext, LlamaModel
 
 from metaspider.core.backbones.base import Backbone, Injection, Priming, common_prefix
 from metaspider.core.backbones.ggml_tensors import TensorNames, read_rows, write_rows
+from metaspider.core.backbones.model_lock import ModelLock
 from metaspider.core.models.model_files import chat_template, fingerprint
 from metaspider.core.models.registry import resolve
 from metaspider.errors import MetaspiderError
@@ -59,7 +59,7 @@ class LlamaCppBackbone(Backbone):
         self.chat_template = chat_template(model, path, lambda _: self._model.metadata().get("tokenizer.chat_template"))
         self.bos_token = self._token_text(llama_cpp.llama_vocab_bos(self._model.vocab))
         self.eos_token = self._token_text(llama_cpp.llama_vocab_eos(self._model.vocab))
-        self.lock = threading.RLock()
+        self.lock = ModelLock(model)
         self._names = TensorNames()
         self._watch: frozenset[int] = frozenset()
         self._reads: dict[int, list[np.ndarray]] = {}
@@ -92,9 +92,10 @@ class LlamaCppBackbone(Backbone):
             params.cb_eval = self._callback
         return LlamaContext(model=self._model, params=params, verbose=False)
 
-    def tokenize(self, text: str) -> list[int]:
-        """Text to ids with special tokens parsed and no BOS added, as the Torch backbone does."""
-        return self._model.tokenize(text.encode("utf-8"), add_bos=False, special=True)
+    def tokenize(self, text: str, special: bool = True) -> list[int]:
+        """Text to ids with no BOS added, as the Torch backbone does; `special=False` keeps control-token
+        spellings in untrusted text as plain text."""
+        return self._model.tokenize(text.encode("utf-8"), add_bos=False, special=special)
 
     def detokenize(self, ids: Sequence[int]) -> str:
         """Ids to text, special tokens kept."""
@@ -154,6 +155,12 @@ class LlamaCppBackbone(Backbone):
         self._primed = None
         for context in (self._plain, self._reader):
             context.clear()
+
+    def abandon(self) -> None:
+        self._injection = None
+        for context in (self._plain, self._reader):
+            llama_cpp.llama_set_adapter_cvec(context.ctx.ctx, None, 0, self.d_model, 1, self.n_layers - 1)
+        self.reset()
 
     def _finish(self, injection: Injection | None) -> None:
         if injection is None:
@@ -220,24 +227,32 @@ class LlamaCppBackbone(Backbone):
         self._positions = np.arange(start, start + len(chunk))
         self._cursor = dict.fromkeys(watch, 0)
         self._watch = watch
+        self._error = None
         try:
             context.ctx.decode(self._batch)
-            context.cached.extend(chunk)
+        except BaseException:
+            context.truncate(start)  # rows of a failed decode may be half computed
+            raise
         finally:
             self._watch = frozenset()
         if self._error is not None:
+            # The callback said stop: ggml left this chunk's rows (and the logits) uncomputed, so they must
+            # not be reused by the next request that shares the prefix.
+            context.truncate(start)
             error, self._error = self._error, None
             raise error
+        context.cached.extend(chunk)
 
     def _on_eval(self, tensor: int, ask: bool, _user_data: int) -> bool:
-        """Called from inside llama_decode; exceptions cannot cross into C, so they are kept for later."""
-        if not self._watch:
-            return False
-        if ask:
-            return self._layer_of(tensor) in self._watch
+        """Called from inside llama_decode; exceptions cannot cross into C (ctypes would print and drop
+        them), so every one, Ctrl-C included, is kept and re-raised once llama_decode returns."""
         try:
+            if not self._watch:
+                return False
+            if ask:
+                return self._layer_of(tensor) in self._watch
             self._handle(tensor)
-        except BaseException as exc:  # re-raised by _run_batch once llama_decode returns
+        except BaseException as exc:  # re-raised by _run_batch
             self._error = exc
             return False
         return True

