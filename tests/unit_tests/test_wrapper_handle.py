@@ -90,16 +90,16 @@ def test_sidecar_metadata_is_derived_from_the_manifest_with_the_documented_keys(
 
 def test_runtime_follows_the_backbone_kind_and_checks_the_fingerprint(folder: Path, tmp_path: Path):
     wrapper = Wrapper.open(folder)
-    llama = SimpleNamespace(name="x", fingerprint=FINGERPRINT, backend="llama_cpp")
+    llama = SimpleNamespace(name="x", fingerprint=FINGERPRINT, backend="llama_cpp", d_model=64, n_layers=5)
     runtime = wrapper.runtime(llama)
     assert isinstance(runtime, NumpyRuntime) and runtime.manifest.answer_below == 0.42
     u = runtime.read(np.ones((2, 64), dtype=np.float32)).u
     assert 0.0 <= u <= 1.0
     with pytest.raises(MetaspiderError, match="fingerprint"):
-        wrapper.runtime(SimpleNamespace(name="x", fingerprint="sha256:other", backend="llama_cpp"))
+        wrapper.runtime(SimpleNamespace(name="x", fingerprint="sha256:other", backend="llama_cpp", d_model=64, n_layers=5))
     sidecar = wrapper.export(tmp_path / "w.gguf")
     with pytest.raises(MetaspiderError, match="runs on llama_cpp"):
-        load_wrapper(SimpleNamespace(name="x", fingerprint=FINGERPRINT, backend="torch"), sidecar)
+        load_wrapper(SimpleNamespace(name="x", fingerprint=FINGERPRINT, backend="torch", d_model=64, n_layers=5), sidecar)
 
 
 def test_a_manifest_is_read_without_reading_the_weights(folder: Path):

@@ -30,10 +30,10 @@ def test_export_of_a_missing_folder_fails_with_the_path(tmp_path):
 def test_pipeline_loads_a_sidecar_on_llama_cpp_only(tiny_wrapper, tiny_fingerprint, tmp_path):
     out = tmp_path / "w.gguf"
     CliRunner().invoke(deploy_app, ["export", str(tiny_wrapper), "--out", str(out)])
-    backbone = SimpleNamespace(name="smollm2-135m", fingerprint=tiny_fingerprint)
+    backbone = SimpleNamespace(name="smollm2-135m", fingerprint=tiny_fingerprint, d_model=64, n_layers=5)
     runtime = load_wrapper(backbone, out, "llama_cpp")
     assert isinstance(runtime, NumpyRuntime) and runtime.manifest.answer_below == 0.42
     with pytest.raises(MetaspiderError, match="runs on llama_cpp"):
         load_wrapper(backbone, out, "torch")
     with pytest.raises(MetaspiderError, match="sha256:other"):
-        load_wrapper(SimpleNamespace(name="smollm2-135m", fingerprint="sha256:other"), out, "llama_cpp")
+        load_wrapper(SimpleNamespace(name="smollm2-135m", fingerprint="sha256:other", d_model=64, n_layers=5), out, "llama_cpp")

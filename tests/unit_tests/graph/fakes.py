@@ -82,6 +82,16 @@ def _arguments(function: dict[str, Any], question: str) -> dict[str, Any]:
     return args
 
 
+class WordTokenizer:
+    """Stands in for a backbone where the agent only counts and cuts tokens: one word, one token."""
+
+    def tokenize(self, text: str, special: bool = True) -> list[str]:
+        return text.split()
+
+    def detokenize(self, ids: Sequence[str]) -> str:
+        return " ".join(ids)
+
+
 def use_fakes(monkeypatch: pytest.MonkeyPatch, score: float | Scorer = 0.5) -> list[dict[str, Any]]:
     """Route the agent graph through FakeChatModel and a fixed (or computed) u; no model file is resolved.
     Returns the list of recorded chat-model calls."""
@@ -90,6 +100,7 @@ def use_fakes(monkeypatch: pytest.MonkeyPatch, score: float | Scorer = 0.5) -> l
         return score(messages) if callable(score) else score
 
     monkeypatch.setattr(nodes, "MetaSpiderChatModel", FakeChatModel)
+    monkeypatch.setattr(nodes.AgentNodes, "_backbone", lambda _self: WordTokenizer())
     monkeypatch.setattr(nodes, "measure_uncertainty", measure)
     monkeypatch.setattr("metaspider.core.models.registry.resolve", lambda name, quiet=False: Path(name))
     calls: list[dict[str, Any]] = []
