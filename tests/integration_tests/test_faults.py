@@ -4,6 +4,7 @@ in benchmarks/results/faults.md come from the full script."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -12,6 +13,7 @@ _PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "faults.py"
 _spec = importlib.util.spec_from_file_location("faults", _PATH)
 assert _spec is not None and _spec.loader is not None
 faults = importlib.util.module_from_spec(_spec)
+sys.modules["faults"] = faults  # dataclasses look their module up there
 _spec.loader.exec_module(faults)
 
 pytestmark = pytest.mark.slow
