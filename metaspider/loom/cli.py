@@ -25,6 +25,9 @@ def collect_command(
     dataset: Annotated[str, typer.Option("--dataset", help="mmlu, countries, or a JSONL file.")] = "countries",
     split: Annotated[str, typer.Option("--split", help="train, val, calib, test or all.")] = "train",
     limit: Annotated[int | None, typer.Option("--limit", help="Only N questions of the split, picked by a hash of their id (every subject).")] = None,
+    consistency: Annotated[
+        int, typer.Option("--consistency", help="Sample 5 answers at T=0.7 for N questions of the split (hash-picked) to score consistency.")
+    ] = 0,
     threads: ThreadsOption = None,
 ) -> None:
     """Run the base model over a split; keep answers, baselines and activations (resumable)."""
@@ -42,7 +45,7 @@ def collect_command(
     else:
         read, inject = default_layers(backbone.n_layers)
         config = RunConfig(model, backbone.fingerprint, read, inject, min(inject) - 1)
-    summary = collect(folder, backbone, config, dataset, split, limit)
+    summary = collect(folder, backbone, config, dataset, split, limit, consistency)
     console.print(
         f"{summary.dataset}/{summary.split}: {summary.n_items} questions stored ({summary.n_new} new), "
         f"base accuracy {100 * summary.accuracy:.1f} %"
