@@ -57,14 +57,15 @@ def option_token_ids(tokenize: Callable[[str], list[int]]) -> tuple[list[int], l
 
 
 def p_true_messages(item: Item, answer: str) -> list[dict[str, str]]:
-    """The conversation so far, then the question and the model's own answer, asking whether it is true."""
-    messages = to_messages(item)
-    question = messages[-1]["content"] if item.is_multiple_choice else item.question
-    prompt = (
-        f"Question: {question}\nProposed answer: {answer.strip()}\n"
-        "Is the proposed answer true or false? Reply with one word: True or False."
-    )
-    return [*messages[:-1], {"role": "user", "content": prompt}]
+    """The question, the model's own answer as its turn, then the question whether that answer is true.
+    As a follow-up turn the prompt extends the one just answered, so the backbone's cache evaluates only
+    the answer and the follow-up (a fresh "Question: ... Proposed answer: ..." prompt cost twice as much
+    as the whole greedy answer on the default model)."""
+    return [
+        *to_messages(item),
+        {"role": "assistant", "content": answer.strip()},
+        {"role": "user", "content": "Is your answer true or false? Reply with one word: True or False."},
+    ]
 
 
 def same_answer(item: Item, a: str, b: str) -> bool:

@@ -147,6 +147,43 @@ def calibrate_command(
     )
 
 
+@loom_app.command("lotocv")
+def lotocv_command(
+    run: Annotated[list[Path], typer.Option("--run", help="Run folder(s) of one model: one with many data sets, a mixed one, or one per topic.")],
+    by: Annotated[str, typer.Option("--by", help="Topic = each data set, each item's subject, or auto (subject for a single data set).")] = "auto",
+    out: Annotated[Path | None, typer.Option("--out", help="Where to write the JSON (default: RUN/lotocv.json of the first run).")] = None,
+    threads: ThreadsOption = None,
+) -> None:
+    """Leave-one-topic-out: stage A and the probes trained on the other topics, scored on each topic's test
+    split beside the baselines of both moments (AUROC, AURC, selective accuracy at 50 % coverage)."""
+    from rich.table import Table
+
+    from metaspider.loom.lotocv import METHODS, load_pool, lotocv
+    from metaspider.loom.report import json_safe
+    from metaspider.loom.run_folder import RunFolder
+
+    _torch_threads(threads)
+    pool = load_pool([RunFolder(r) for r in run], by)
+    with console.status("leave-one-topic-out") as status:
+        result = lotocv(pool, on_topic=lambda name: status.update(f"leave-one-topic-out: holding out {name}"))
+    target = out or Path(run[0]) / "lotocv.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(json_safe(result), indent=2) + "\n", encoding="utf-8")
+    methods = [m for m in METHODS if m in result["mean_auroc"]]
+    table = Table(title=f"{result['model']}: AUROC on each held-out topic's test split")
+    for column in ("topic", "n", "acc", *methods):
+        table.add_column(column, justify="left" if column == "topic" else "right")
+    rows = [(name, r["n"], r["base_accuracy"], r["auroc"]) for name, r in result["topics"].items()]
+    for name, n, accuracy, auroc in [*rows, ("mean", "", None, result["mean_auroc"])]:
+        table.add_row(name, str(n), "" if accuracy is None else f"{accuracy:.2f}", *(_cell(auroc.get(m)) for m in methods))
+    console.print(table)
+    console.print(f"consistency run on: {', '.join(result['consistency_topics']) or 'no topic'}\nresults: {target}")
+
+
+def _cell(value: float | None) -> str:
+    return "" if value is None or value != value else f"{value:.3f}"
+
+
 def _torch_threads(threads: int | None) -> None:
     if threads:
         import torch
