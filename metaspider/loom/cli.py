@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -89,8 +90,8 @@ def eval_command(
     threads: ThreadsOption = None,
 ) -> None:
     """Score msp, entropy, the wrapper and the Doubter; write report.json, report.md, risk_coverage.png."""
-    from metaspider.core.wrapper.handle import wrapper_folder
     from metaspider.core.wrapper.folder import load_manifest
+    from metaspider.core.wrapper.handle import wrapper_folder
     from metaspider.loom.evaluate import evaluate
     from metaspider.loom.report import json_safe
     from metaspider.loom.run_folder import RunFolder
@@ -181,7 +182,7 @@ def lotocv_command(
 
 
 def _cell(value: float | None) -> str:
-    return "" if value is None or value != value else f"{value:.3f}"
+    return "" if value is None or math.isnan(value) else f"{value:.3f}"
 
 
 def _torch_threads(threads: int | None) -> None:

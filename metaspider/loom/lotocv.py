@@ -131,7 +131,7 @@ def rank_metrics(score: np.ndarray, correct: np.ndarray) -> dict[str, float]:
     wrong = ~correct
     auroc = float(roc_auc_score(wrong, score)) if 0 < wrong.sum() < len(wrong) else math.nan
     return {
-        "n": int(len(score)),
+        "n": len(score),
         "auroc": auroc,
         "aurc": metrics.aurc(score, correct),
         "selective_accuracy_50": metrics.selective_accuracy_at_coverage(score, correct, 0.5),
