@@ -18,23 +18,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from metaspider.core.backbones.base import (
-    Backbone,
-    SamplingParams,
-    TokenOut,
-    common_prefix,
-)
+from metaspider.core.backbones.base import Backbone, SamplingParams, TokenOut, common_prefix
 from metaspider.core.backbones.chat_template import render_chat
 from metaspider.errors import MetaspiderError
 from metaspider.loom import baselines
-from metaspider.loom.datasets import (
-    Item,
-    is_correct,
-    load_items,
-    sample_items,
-    split_items,
-    to_messages,
-)
+from metaspider.loom.datasets import Item, is_correct, load_items, sample_items, split_items, to_messages
 from metaspider.loom.progress import progress_bar
 from metaspider.loom.run_folder import RunConfig, RunFolder, dataset_key, write_text
 from metaspider.loom.scoring import REFUSAL_SENTENCE, is_refusal
