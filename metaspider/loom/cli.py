@@ -90,8 +90,8 @@ def eval_command(
     threads: ThreadsOption = None,
 ) -> None:
     """Score msp, entropy, the wrapper and the Doubter; write report.json, report.md, risk_coverage.png."""
-    from metaspider.core.wrapper.folder import load_manifest
     from metaspider.core.wrapper.handle import wrapper_folder
+    from metaspider.core.wrapper.folder import load_manifest
     from metaspider.loom.evaluate import evaluate
     from metaspider.loom.report import json_safe
     from metaspider.loom.run_folder import RunFolder
