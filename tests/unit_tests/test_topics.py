@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from metaspider.loom.datasets import is_correct, load_items, split_items
+from metaspider.loom.datasets import Item, is_correct, load_items, split_items, to_messages
+from metaspider.loom.scoring import REFUSAL_SENTENCE
 from metaspider.loom.topics import QA_TOPICS
 
 PARTS = ("train", "val", "calib", "test")
@@ -64,3 +65,58 @@ def test_codes_that_read_as_english_words_are_never_answers():
     assert "country-codes:alpha-3:canada" not in codes  # "CAN"
     elements = {item.id for item in load_items("elements")}
     assert "elements:symbol:iodine" not in elements  # "I"
+
+
+def test_open_ended_requests_count_any_non_refusal_as_right():
+    items = load_items("open-ended")
+    assert len(items) >= 300
+    assert len({item.id for item in items}) == len(items)
+    assert all(item.kind == "open_ended" and not item.answers for item in items)
+    request = items[0]
+    assert is_correct(request, "Here is a short poem: the sea is calm tonight.")
+    assert not is_correct(request, REFUSAL_SENTENCE)
+    assert not is_correct(request, "Sorry. I don't know.")
+    assert not is_correct(request, "   ")
+    assert to_messages(request) == [{"role": "user", "content": request.question}]
+
+
+def test_conversations_have_one_to_eight_earlier_turns_rendered_before_the_question():
+    items = load_items("conversations")
+    assert len(items) >= 300
+    assert len({item.id for item in items}) == len(items)
+    assert {len(item.history) for item in items} == set(range(1, 9))
+    item = max(items, key=lambda item: len(item.history))
+    messages = to_messages(item)
+    assert len(messages) == 2 * len(item.history) + 1
+    assert [m["role"] for m in messages[:-1]] == ["user", "assistant"] * len(item.history)
+    assert messages[-1]["role"] == "user" and messages[-1]["content"].startswith(item.question)
+
+
+def test_a_conversation_keeps_its_final_questions_split():
+    for conversation in load_items("conversations")[::37]:
+        _, topic, source_id = conversation.id.split(":", 2)
+        source = {item.id: item for item in load_items(topic)}[source_id]
+        assert conversation.answers == source.answers
+        assert conversation in split_items(load_items("conversations"), conversation.split)
+        assert source in split_items(load_items(topic), conversation.split)
+
+
+def test_mixture_holds_every_topic_with_its_own_splits():
+    mixture = load_items("mixture")
+    assert {item.subject for item in mixture} == {*QA_TOPICS, "countries", "open-ended", "conversations"}
+    assert len({item.id for item in mixture}) == len(mixture)
+    assert all(item.id.startswith(f"{item.subject}:") for item in mixture)
+    mixed_test = {item.id for item in split_items(mixture, "test")}
+    for name in ("elements", "countries"):
+        alone = {
+            item.id if item.id.startswith(f"{name}:") else f"{name}:{item.id}"
+            for item in split_items(load_items(name), "test")
+        }
+        assert alone == {item_id for item_id in mixed_test if item_id.startswith(f"{name}:")}
+
+
+def test_pinned_splits_override_the_hash():
+    pinned = Item(id="x", question="q?", answers=("a",), group="g", split="test")
+    free = [Item(id=f"y{i}", question="q?", answers=("a",), group=f"g{i}") for i in range(20)]
+    assert pinned in split_items([pinned, *free], "test")
+    assert all(pinned not in split_items([pinned, *free], part) for part in ("train", "val", "calib"))

