@@ -120,3 +120,10 @@ def test_pinned_splits_override_the_hash():
     free = [Item(id=f"y{i}", question="q?", answers=("a",), group=f"g{i}") for i in range(20)]
     assert pinned in split_items([pinned, *free], "test")
     assert all(pinned not in split_items([pinned, *free], part) for part in ("train", "val", "calib"))
+
+
+def test_a_possessive_names_its_answer():
+    city = {item.id: item for item in load_items("world-cities")}["world-cities:country:wuzhou"]
+    assert is_correct(city, "Wuzhou is a city in China's Guangxi region.")
+    assert is_correct(city, "It lies in China\u2019s south.")
+    assert not is_correct(city, "Wuzhou is a city in Chinasia.")
