@@ -50,6 +50,8 @@ def test_topic_splits_are_stable_and_disjoint_by_entity(name):
         ("roman-numerals:to-roman:1994", "MCMXCIV", "MCMXCVI"),
         ("roman-numerals:from-roman:14", "fourteen", "16"),
         ("number-words:to-digits:1685", "1,685", "1865"),
+        ("calendar:days-in-month:2024-02", "February 2024 has 29 days.", "28 days"),
+        ("calendar:next-month:june", "July", "August"),
     ],
 )
 def test_accepted_spellings_match_and_wrong_answers_do_not(item_id, right, wrong):
@@ -65,6 +67,13 @@ def test_codes_that_read_as_english_words_are_never_answers():
     assert "country-codes:alpha-3:canada" not in codes  # "CAN"
     elements = {item.id for item in load_items("elements")}
     assert "elements:symbol:iodine" not in elements  # "I"
+
+
+@pytest.mark.parametrize("name", QA_TOPICS)
+def test_no_question_contains_its_own_answer(name):
+    """A reply restating the question must not count as right ("Which country uses the Saint Helena
+    Pound?")."""
+    assert not [item.id for item in load_items(name) if is_correct(item, item.question)]
 
 
 def test_open_ended_requests_count_any_non_refusal_as_right():

