@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from metaspider.loom.datasets import Item, is_correct, load_items, split_items, to_messages
-from metaspider.loom.scoring import REFUSAL_SENTENCE
+from metaspider.loom.scoring import REFUSAL_SENTENCE, normalise
 from metaspider.loom.topics import QA_TOPICS
 
 PARTS = ("train", "val", "calib", "test")
@@ -17,7 +17,7 @@ def test_topic_has_300_items_unique_ids_and_answers(name):
     assert len(items) >= 300
     assert len({item.id for item in items}) == len(items)
     assert all(item.id.startswith(f"{name}:") and item.subject == name for item in items)
-    assert all(item.answers and all(answer.strip() for answer in item.answers) for item in items)
+    assert all(item.answers and all(normalise(answer) for answer in item.answers) for item in items)
     assert all(item.group for item in items)
 
 

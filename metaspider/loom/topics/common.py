@@ -144,8 +144,9 @@ def unique(texts: Iterable[str]) -> tuple[str, ...]:
 
 
 def safe_codes(codes: Iterable[str]) -> list[str]:
-    """The codes that are not English words (see ENGLISH_WORDS)."""
-    return [code for code in codes if code and normalise(code) not in ENGLISH_WORDS]
+    """The codes that are not English words (see ENGLISH_WORDS) nor an article ("an"), which matching
+    folds away."""
+    return [code for code in codes if normalise(code) and normalise(code) not in ENGLISH_WORDS]
 
 
 @cache
