@@ -23,7 +23,7 @@ ThreadsOption = Annotated[int | None, typer.Option("--threads", help="CPU thread
 def collect_command(
     run: RunOption,
     model: Annotated[str, typer.Option("--model", help="Base model name or GGUF path.")] = "smollm2-135m",
-    dataset: Annotated[str, typer.Option("--dataset", help="mmlu, countries, or a JSONL file.")] = "countries",
+    dataset: Annotated[str, typer.Option("--dataset", help="mmlu, countries, a topic of docs/topics.md (elements, ..., mixture), or a JSONL file.")] = "countries",
     split: Annotated[str, typer.Option("--split", help="train, val, calib, test or all.")] = "train",
     limit: Annotated[int | None, typer.Option("--limit", help="Only N questions of the split, picked by a hash of their id (every subject).")] = None,
     consistency: Annotated[

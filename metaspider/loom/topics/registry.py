@@ -14,10 +14,11 @@ QA_TOPICS = (
     "roman-numerals",
     "number-words",
     "arithmetic",
+    "calendar",
 )
 """Open-question topics, each built from one PyPI package or the standard library."""
 OPEN_ENDED = "open-ended"
 CONVERSATIONS = "conversations"
 MIXTURE = "mixture"
-TOPIC_NAMES = QA_TOPICS
+TOPIC_NAMES = (*QA_TOPICS, OPEN_ENDED, CONVERSATIONS, MIXTURE)
 """Every data set name `load_items` resolves through `metaspider.loom.topics`."""

