@@ -45,6 +45,9 @@ class Pool:
 
     config: RunConfig
     topic: np.ndarray
+    origin: np.ndarray
+    """The topic a question's entity comes from: its own topic, or for a conversation the topic of its final
+    question, so that holding out a topic also keeps its entities out of training through conversations."""
     split: np.ndarray
     correct: np.ndarray
     acts: np.ndarray
@@ -83,10 +86,11 @@ def load_pool(runs: Sequence[RunFolder], by: str = "auto") -> Pool:
         raise MetaspiderError(f"nothing collected in {', '.join(str(r.path) for r in runs)}: run `metaloom collect` first")
     datasets = {name for name, _, _ in parts}
     by_subject = by == "subject" or (by == "auto" and len(datasets) == 1)
-    topic, split, records = [], [], []
+    topic, origin, split, records = [], [], [], []
     for name, split_name, data in parts:
         for record in data.records:
             topic.append(str(record.get("subject")) if by_subject else name)
+            origin.append(conversation_origin(record["id"]) or topic[-1])
             split.append(split_name)
             records.append(record)
     with_post = all(data.acts_post is not None for _, _, data in parts)
@@ -97,12 +101,19 @@ def load_pool(runs: Sequence[RunFolder], by: str = "auto") -> Pool:
     return Pool(
         config=configs[0],
         topic=np.array(topic),
+        origin=np.array(origin),
         split=np.array(split),
         correct=np.array([bool(record["correct"]) for record in records]),
         acts=np.concatenate([data.acts for _, _, data in parts]),
         acts_post=np.concatenate([data.acts_post for _, _, data in parts]) if with_post else None,
         fields=fields,
     )
+
+
+def conversation_origin(item_id: str) -> str | None:
+    """The topic of a conversation item's final question ("conversations:TOPIC:..."), else None."""
+    parts = item_id.split(":")
+    return parts[1] if parts[0] == "conversations" and len(parts) > 2 else None
 
 
 def _number(value: Any) -> float:
@@ -197,8 +208,9 @@ def lotocv(
     for name in names:
         if on_topic:
             on_topic(name)
-        held = pool.topic == name
-        train, val, test = (~held) & (pool.split == "train"), (~held) & (pool.split == "val"), held & (pool.split == "test")
+        held = (pool.topic == name) | (pool.origin == name)
+        train, val = (~held) & (pool.split == "train"), (~held) & (pool.split == "val")
+        test = (pool.topic == name) & (pool.split == "test")
         if not test.any():
             raise MetaspiderError(f"topic {name!r} has no test questions in the runs")
         if not train.any() or not val.any():

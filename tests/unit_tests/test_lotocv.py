@@ -137,3 +137,23 @@ def test_runs_of_different_models_are_refused(tmp_path):
     other.save_config(RunConfig("other", "fp2", (4, 5, 6), (6, 7), None))
     with pytest.raises(MetaspiderError, match="different models"):
         lotocv.load_pool([first, other])
+
+
+def test_conversations_about_the_held_out_topic_stay_out_of_training(tmp_path, monkeypatch):
+    run = _run(tmp_path)
+    rng = np.random.default_rng(3)
+    for split in ("train", "val", "test"):
+        records, arrays = _chunk(rng, "conversations", 10)
+        for i, record in enumerate(records):
+            record["id"] = f"conversations:{'a' if i < 4 else 'b'}:q{i}"
+        run.write_chunk("conversations", split, records, arrays)
+    pool = lotocv.load_pool([run])
+    sizes = []
+    monkeypatch.setattr(lotocv, "probe_scores", lambda tx, ty, vx, vy, sx: sizes.append((len(tx), len(vx), len(sx))) or np.zeros(len(sx)))
+    monkeypatch.setattr(lotocv, "wrapper_scores", lambda config, *arrays, **_: np.zeros(len(arrays[4])))
+    lotocv.lotocv(pool, topics=["a", "conversations"])
+    # holding out a: b, c and the 6 conversations about b; holding out conversations: a, b and c in full
+    assert sizes[0] == (160 + 6, 60 + 6, 40)
+    assert sizes[2] == (240, 90, 10)
+    assert lotocv.conversation_origin("conversations:elements:x") == "elements"
+    assert lotocv.conversation_origin("elements:x") is None
