@@ -75,7 +75,7 @@ def markdown(results: dict[str, Any], pending: dict[str, Any], command: str) -> 
         methods = [m for m in METHODS if m in result["mean_auroc"]]
         topics = result["topics"]
         lines += [f"## {model}", ""]
-        lines += [f"AUROC per held-out topic (n = test questions, acc = base accuracy; `consistency` on n_cons of them):", ""]
+        lines += ["AUROC per held-out topic (n = test questions, acc = base accuracy; `consistency` on n_cons of them):", ""]
         lines += ["| topic | n | acc | " + " | ".join(methods) + " | n_cons |", "|" + "---|" * (len(methods) + 4)]
         for name, r in topics.items():
             cells = " | ".join(_fmt(r["auroc"].get(m)) for m in methods)
@@ -86,12 +86,14 @@ def markdown(results: dict[str, Any], pending: dict[str, Any], command: str) -> 
         state = result["collect"]
         lines += [
             "",
-            f"`consistency` was run on: {', '.join(result['consistency_topics']) or 'no topic'} "
-            "(the other topics have no `consistency` value).",
+            (
+                f"`consistency` was run on: {', '.join(result['consistency_topics']) or 'no topic'} "
+                "(the other topics have no `consistency` value)."
+            ),
             "",
             f"Collect: {state['total_wall_seconds'] / 60:.1f} min of wall time in all, questions stored per split:",
             "",
-            "| data set | " + " | ".join(("test", "val", "train", "calib")) + " | wall time (s) |",
+            "| data set | test | val | train | calib | wall time (s) |",
             "|---|---|---|---|---|---|",
         ]
         for dataset, splits in state["stored"].items():
@@ -103,8 +105,10 @@ def markdown(results: dict[str, Any], pending: dict[str, Any], command: str) -> 
         lines += [
             f"## {model}: pending",
             "",
-            f"The collect is still running or was interrupted (resumable): {n} questions stored so far, "
-            f"{state['total_wall_seconds'] / 3600:.1f} h of collect wall time. Not scored yet.",
+            (
+                f"The collect is still running or was interrupted (resumable): {n} questions stored so far, "
+                f"{state['total_wall_seconds'] / 3600:.1f} h of collect wall time. Not scored yet."
+            ),
             "",
         ]
     lines += ["![per-topic AUROC by method](generalization.png)", ""]
@@ -118,7 +122,7 @@ def _fmt(value: float | None) -> str:
 def plot(results: dict[str, Any], path: Path) -> None:
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(12, 4.2 * max(1, len(results))), dpi=110)
+    figure = Figure(figsize=(14, 4.2 * max(1, len(results))), dpi=110)
     axes_list = figure.subplots(max(1, len(results)), 1, squeeze=False)[:, 0]
     colors = dict(zip(METHODS, ("#1f77b4", "#2ca02c", "#17becf", "#9edae5", "#98df8a", "#ff7f0e", "#ffbb78", "#d62728", "#9467bd")))
     for axes, (model, result) in zip(axes_list, results.items()):
@@ -134,7 +138,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
         axes.set_xticks(np.arange(len(topics)), topics, rotation=30, ha="right")
         axes.set(ylabel="AUROC on the held-out topic", ylim=(0.2, 1.0), title=f"{model}: leave-one-topic-out")
         axes.grid(axis="y", alpha=0.3)
-        axes.legend(fontsize=7, ncol=3, loc="lower left")
+        axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
     figure.savefig(path, format="png")
 
