@@ -177,7 +177,8 @@ def lotocv_command(
     rows = [(name, r["n"], r["base_accuracy"], r["auroc"]) for name, r in result["topics"].items()]
     for name, n, accuracy, auroc in [*rows, ("mean", "", None, result["mean_auroc"])]:
         table.add_row(name, str(n), "" if accuracy is None else f"{accuracy:.2f}", *(_cell(auroc.get(m)) for m in methods))
-    console.print(table)
+    # eleven columns of figures: never let a narrow or piped console abbreviate them
+    Console(stderr=True, width=max(console.width, 150)).print(table)
     console.print(f"consistency run on: {', '.join(result['consistency_topics']) or 'no topic'}\nresults: {target}")
 
 
