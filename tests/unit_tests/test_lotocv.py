@@ -12,7 +12,7 @@ from metaspider.loom import lotocv
 from metaspider.loom.run_folder import RunConfig, RunFolder
 from metaspider.loom.stage_a import StageASettings
 
-CONFIG = RunConfig("fake", "fp", read_layers=(4, 5, 6), inject_layers=(6, 7), prefix_layer=None)
+CONFIG = RunConfig(model="fake", fingerprint="fp", read_layers=(4, 5, 6), inject_layers=(6, 7), prefix_layer=None)
 D = 16
 FAST = StageASettings(max_epochs=3, batch_size=64)
 
@@ -134,7 +134,7 @@ def test_topic_means_count_each_topic_once_and_skip_nan():
 def test_runs_of_different_models_are_refused(tmp_path):
     first = _run(tmp_path / "1", topics=("a",))
     other = RunFolder(tmp_path / "2")
-    other.save_config(RunConfig("other", "fp2", (4, 5, 6), (6, 7), None))
+    other.save_config(RunConfig(model="other", fingerprint="fp2", read_layers=(4, 5, 6), inject_layers=(6, 7), prefix_layer=None))
     with pytest.raises(MetaspiderError, match="different models"):
         lotocv.load_pool([first, other])
 
