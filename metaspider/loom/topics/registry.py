@@ -15,6 +15,7 @@ QA_TOPICS = (
     "number-words",
     "arithmetic",
     "calendar",
+    "provinces",
 )
 """Open-question topics, each built from one PyPI package or the standard library."""
 OPEN_ENDED = "open-ended"
