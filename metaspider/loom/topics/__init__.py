@@ -19,7 +19,7 @@ __all__ = ["CONVERSATIONS", "MIXTURE", "OPEN_ENDED", "QA_TOPICS", "TOPIC_NAMES",
 
 def _builders() -> dict[str, Callable]:
     """Topic name -> builder; imported on first use, so that naming a topic loads no package."""
-    from metaspider.loom.topics import codes, dates, elements, geography, numbers, provinces, us_states
+    from metaspider.loom.topics import codes, dates, elements, emoji_names, geography, numbers, provinces, us_states
 
     return {
         "elements": elements.build,
@@ -35,6 +35,7 @@ def _builders() -> dict[str, Callable]:
         "arithmetic": numbers.build_arithmetic,
         "calendar": dates.build,
         "provinces": provinces.build,
+        "emoji": emoji_names.build,
     }
 
 

@@ -16,6 +16,7 @@ QA_TOPICS = (
     "arithmetic",
     "calendar",
     "provinces",
+    "emoji",
 )
 """Open-question topics, each built from one PyPI package or the standard library."""
 OPEN_ENDED = "open-ended"
