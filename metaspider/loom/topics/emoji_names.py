@@ -4,7 +4,7 @@ Unicode CLDR names).
 
 Left out: faces, hands, buttons, signs, symbols, arrows, flags and zodiac signs, whose names are
 conventions more than descriptions ("grinning face" vs "smiling face"). The answer is the CLDR name
-("red apple"), any of the package's aliases, or the last word of a two-word name ("apple"; not where the first word
+("red apple"), any of the package's aliases made of letters, or the last word of a two-word name ("apple"; not where the first word
 is a colour: "green heart" must say green), matched as whole words after folding case and punctuation.
 Grouped by emoji."""
 
@@ -38,7 +38,8 @@ def build() -> list[Item]:
             continue
         if normalise(name) in ENGLISH_WORDS:
             continue
-        answers = [name, *(_words(alias) for alias in data.get("alias", []))]
+        aliases = [_words(alias) for alias in data.get("alias", [])]
+        answers = [name, *(alias for alias in aliases if alias.replace(" ", "").isalpha())]  # not "+1"
         if len(words) == 2 and words[-1] not in ENGLISH_WORDS and words[0] not in _COLOURS:
             answers.append(words[-1])
         slug = "-".join(words)
