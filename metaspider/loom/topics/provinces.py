@@ -4,7 +4,7 @@ LGPL-2.1-only; ISO 3166-2). US states are asked in `us-states` instead.
 
 Names are the ISO 3166-2 names ("Ontario", "Jalisco", "Bayern" -> asked as the package writes them;
 Chinese provinces without the "Sheng" suffix); a name with brackets or a comma is left out, and so is
-one shared by a subdivision of another listed country ("Punjab", "La Rioja") or equal to a country's
+one shared by a subdivision of another country at any level ("Punjab", "La Rioja", "Santa Cruz") or equal to a country's
 name ("Niger"). The answer is any English name of the country (see `country_names`), matched as whole
 words after folding case, accents and punctuation. Grouped by subdivision."""
 
@@ -46,13 +46,14 @@ def build() -> list[Item]:
     pycountry = require("pycountry", "pycountry==26.2.16")
     chosen = []
     countries_of = defaultdict(set)
+    for subdivision in pycountry.subdivisions:  # every country's, at every level: "Santa Cruz" is Bolivian too
+        countries_of[normalise(_name(subdivision, subdivision.country_code))].add(subdivision.country_code)
     for country in COUNTRIES:
         for subdivision in pycountry.subdivisions.get(country_code=country):
             kind = _KINDS.get(subdivision.type.lower())
             name = _name(subdivision, country)
             if subdivision.parent_code is None and kind and not any(mark in name for mark in "[](),"):
                 chosen.append((country, subdivision.code, kind, name))
-                countries_of[normalise(name)].add(country)
     country_keys = {normalise(name) for country in pycountry.countries for name in country_names(country.alpha_2)}
     items = []
     for country, code, kind, name in sorted(chosen, key=lambda row: row[1]):
