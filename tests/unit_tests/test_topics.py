@@ -52,6 +52,8 @@ def test_topic_splits_are_stable_and_disjoint_by_entity(name):
         ("number-words:to-digits:1685", "1,685", "1865"),
         ("calendar:days-in-month:2024-02", "February 2024 has 29 days.", "28 days"),
         ("calendar:next-month:june", "July", "August"),
+        ("provinces:country:ca-on", "Ontario is in Canada.", "The United States"),
+        ("emoji:name:green-heart", "A green heart.", "A red heart."),
     ],
 )
 def test_accepted_spellings_match_and_wrong_answers_do_not(item_id, right, wrong):

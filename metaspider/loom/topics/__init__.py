@@ -19,7 +19,7 @@ __all__ = ["CONVERSATIONS", "MIXTURE", "OPEN_ENDED", "QA_TOPICS", "TOPIC_NAMES",
 
 def _builders() -> dict[str, Callable]:
     """Topic name -> builder; imported on first use, so that naming a topic loads no package."""
-    from metaspider.loom.topics import codes, dates, elements, geography, numbers, us_states
+    from metaspider.loom.topics import codes, dates, elements, emoji_names, geography, numbers, provinces, us_states
 
     return {
         "elements": elements.build,
@@ -34,6 +34,8 @@ def _builders() -> dict[str, Callable]:
         "number-words": numbers.build_number_words,
         "arithmetic": numbers.build_arithmetic,
         "calendar": dates.build,
+        "provinces": provinces.build,
+        "emoji": emoji_names.build,
     }
 
 

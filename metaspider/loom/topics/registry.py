@@ -15,6 +15,8 @@ QA_TOPICS = (
     "number-words",
     "arithmetic",
     "calendar",
+    "provinces",
+    "emoji",
 )
 """Open-question topics, each built from one PyPI package or the standard library."""
 OPEN_ENDED = "open-ended"
