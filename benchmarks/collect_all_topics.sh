@@ -9,6 +9,6 @@ set -euo pipefail
 MODEL=$1 RUN=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
 TOPICS=(countries elements us-states world-cities airports calling-codes country-codes currencies languages
-        roman-numerals number-words arithmetic calendar open-ended conversations)
+        roman-numerals number-words arithmetic calendar provinces emoji open-ended conversations)
 TEST_LIMIT=40 VAL_LIMIT=20 TRAIN_LIMIT=50 CONSISTENCY=25 "$HERE/collect_topics.sh" "$MODEL" "$RUN" "${TOPICS[@]}"
 CONSISTENCY=25 "$HERE/collect_topics.sh" "$MODEL" "$RUN" "${TOPICS[@]}"
