@@ -80,6 +80,16 @@ def markdown(results: dict[str, Any], pending: dict[str, Any], command: str) -> 
         for name, r in topics.items():
             cells = " | ".join(_fmt(r["auroc"].get(m)) for m in methods)
             lines.append(f"| {name} | {r['n']} | {r['base_accuracy']:.2f} | {cells} | {r['n_consistency']} |")
+        thin = [name for name, r in topics.items() if min(r["base_accuracy"], 1 - r["base_accuracy"]) * r["n"] < 5]
+        if thin:
+            lines += [
+                "",
+                (
+                    f"Fewer than 5 right (or 5 wrong) answers on the test questions of {', '.join(thin)}: their AUROCs "
+                    "rest on a handful of questions and are little more than noise ('–': all right or all wrong, no "
+                    "AUROC); the means count them all the same."
+                ),
+            ]
         lines += ["", "Means over topics:", "", "| metric | " + " | ".join(methods) + " |", "|" + "---|" * (len(methods) + 1)]
         for key, label in KEYS:
             lines.append(f"| {label} | " + " | ".join(_fmt(result[f"mean_{key}"].get(m)) for m in methods) + " |")
