@@ -146,7 +146,7 @@ def plot(results: dict[str, Any], path: Path) -> None:
             axes.bar(x, np.nan_to_num(np.asarray(values, dtype=float) - 0.5), width, bottom=0.5, color=colors[method], label=label)
         axes.axhline(0.5, color="black", linewidth=0.8)
         axes.set_xticks(np.arange(len(topics)), topics, rotation=30, ha="right")
-        axes.set(ylabel="AUROC on the held-out topic", ylim=(0.2, 1.0), title=f"{model}: leave-one-topic-out")
+        axes.set(ylabel="AUROC on the held-out topic", ylim=(0.0, 1.0), title=f"{model}: leave-one-topic-out")
         axes.grid(axis="y", alpha=0.3)
         axes.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     figure.tight_layout()
