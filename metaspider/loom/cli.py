@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -22,9 +23,12 @@ ThreadsOption = Annotated[int | None, typer.Option("--threads", help="CPU thread
 def collect_command(
     run: RunOption,
     model: Annotated[str, typer.Option("--model", help="Base model name or GGUF path.")] = "smollm2-135m",
-    dataset: Annotated[str, typer.Option("--dataset", help="mmlu, countries, or a JSONL file.")] = "countries",
+    dataset: Annotated[str, typer.Option("--dataset", help="mmlu, countries, a topic of docs/topics.md (elements, ..., mixture), or a JSONL file.")] = "countries",
     split: Annotated[str, typer.Option("--split", help="train, val, calib, test or all.")] = "train",
     limit: Annotated[int | None, typer.Option("--limit", help="Only N questions of the split, picked by a hash of their id (every subject).")] = None,
+    consistency: Annotated[
+        int, typer.Option("--consistency", help="Sample 5 answers at T=0.7 for N questions of the split (hash-picked) to score consistency.")
+    ] = 0,
     threads: ThreadsOption = None,
 ) -> None:
     """Run the base model over a split; keep answers, baselines and activations (resumable)."""
@@ -42,7 +46,7 @@ def collect_command(
     else:
         read, inject = default_layers(backbone.n_layers)
         config = RunConfig(model, backbone.fingerprint, read, inject, min(inject) - 1)
-    summary = collect(folder, backbone, config, dataset, split, limit)
+    summary = collect(folder, backbone, config, dataset, split, limit, consistency)
     console.print(
         f"{summary.dataset}/{summary.split}: {summary.n_items} questions stored ({summary.n_new} new), "
         f"base accuracy {100 * summary.accuracy:.1f} %"
@@ -143,6 +147,44 @@ def calibrate_command(
         f"answer when u < {result.threshold:.3f}: coverage {100 * result.coverage:.1f} % of {result.n} calib questions, "
         f"risk {100 * result.risk:.1f} % (bound {100 * result.risk_bound:.1f} % <= {100 * max_risk:.1f} % w.p. >= {1 - delta:.2f})"
     )
+
+
+@loom_app.command("lotocv")
+def lotocv_command(
+    run: Annotated[list[Path], typer.Option("--run", help="Run folder(s) of one model: one with many data sets, a mixed one, or one per topic.")],
+    by: Annotated[str, typer.Option("--by", help="Topic = each data set, each item's subject, or auto (subject for a single data set).")] = "auto",
+    out: Annotated[Path | None, typer.Option("--out", help="Where to write the JSON (default: RUN/lotocv.json of the first run).")] = None,
+    threads: ThreadsOption = None,
+) -> None:
+    """Leave-one-topic-out: stage A and the probes trained on the other topics, scored on each topic's test
+    split beside the baselines of both moments (AUROC, AURC, selective accuracy at 50 % coverage)."""
+    from rich.table import Table
+
+    from metaspider.loom.lotocv import METHODS, load_pool, lotocv
+    from metaspider.loom.report import json_safe
+    from metaspider.loom.run_folder import RunFolder
+
+    _torch_threads(threads)
+    pool = load_pool([RunFolder(r) for r in run], by)
+    with console.status("leave-one-topic-out") as status:
+        result = lotocv(pool, on_topic=lambda name: status.update(f"leave-one-topic-out: holding out {name}"))
+    target = out or Path(run[0]) / "lotocv.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(json.dumps(json_safe(result), indent=2) + "\n", encoding="utf-8")
+    methods = [m for m in METHODS if m in result["mean_auroc"]]
+    table = Table(title=f"{result['model']}: AUROC on each held-out topic's test split")
+    for column in ("topic", "n", "acc", *methods):
+        table.add_column(column, justify="left" if column == "topic" else "right")
+    rows = [(name, r["n"], r["base_accuracy"], r["auroc"]) for name, r in result["topics"].items()]
+    for name, n, accuracy, auroc in [*rows, ("mean", "", None, result["mean_auroc"])]:
+        table.add_row(name, str(n), "" if accuracy is None else f"{accuracy:.2f}", *(_cell(auroc.get(m)) for m in methods))
+    # eleven columns of figures: never let a narrow or piped console abbreviate them
+    Console(stderr=True, width=max(console.width, 150)).print(table)
+    console.print(f"consistency run on: {', '.join(result['consistency_topics']) or 'no topic'}\nresults: {target}")
+
+
+def _cell(value: float | None) -> str:
+    return "" if value is None or math.isnan(value) else f"{value:.3f}"
 
 
 def _torch_threads(threads: int | None) -> None:

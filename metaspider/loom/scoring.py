@@ -43,10 +43,14 @@ def _contains_phrase(haystack: str, phrase: str) -> bool:
     return re.search(rf"(?<![\w.]){re.escape(phrase)}(?!\w|\.\d)", haystack) is not None
 
 
+_POSSESSIVE = re.compile(r"(?<=\w)['\u2019]s\b")
+
+
 def is_correct_open(text: str, answers: tuple[str, ...] | list[str]) -> bool:
-    """True when any accepted answer appears as whole words in the reply."""
-    reply = normalise(text)
-    return any(phrase and _contains_phrase(reply, phrase) for phrase in map(normalise, answers))
+    """True when any accepted answer appears as whole words in the reply, also as a possessive
+    ("China's Fujian province" names China)."""
+    replies = {normalise(text), normalise(_POSSESSIVE.sub("", text))}
+    return any(phrase and _contains_phrase(reply, phrase) for phrase in map(normalise, answers) for reply in replies)
 
 
 def extract_choice(text: str, n_choices: int) -> str | None:
