@@ -201,15 +201,16 @@ def create_app(
         except ApiError as exc:
             metrics.requests.labels(status=str(exc.status)).inc()
             raise
-        per_request = llm.model_copy(
-            update={
-                "temperature": chat.temperature if chat.temperature is not None else config.default_temperature,
-                "top_p": chat.top_p,
-                "max_tokens": max_tokens,
-                "seed": chat.seed,
-                "stop": chat.stops or None,
-            }
-        )
+        update: dict[str, Any] = {
+            "temperature": chat.temperature if chat.temperature is not None else config.default_temperature,
+            "top_p": chat.top_p,
+            "max_tokens": max_tokens,
+            "seed": chat.seed,
+            "stop": chat.stops or None,
+        }
+        if chat.metaspider is not None:
+            update.update(chat.metaspider.model_dump(exclude_none=True))
+        per_request = llm.model_copy(update=update)
         if chat.stream:
             include_usage = bool(chat.stream_options and chat.stream_options.include_usage)
             mapper = ChunkMapper(config.model_id, include_usage=include_usage)

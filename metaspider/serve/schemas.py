@@ -152,6 +152,16 @@ class StreamOptions(_Strict):
     include_usage: bool = False
 
 
+class RequestOptions(_Strict):
+    """This server's own request field, `metaspider` (the openai SDK sends it with `extra_body`): the
+    wrapper's knobs for this one request."""
+
+    modifier: Literal["watchdog", "doubter", "none"] | None = None
+    """watchdog: u is reported and nothing is injected; doubter: more refusals; None: the server's."""
+    gain: float | None = Field(default=None, ge=-5.0, le=5.0)
+    """Injection gain (1 = as trained, 0 = the bare model's text); None: the server's."""
+
+
 class ChatCompletionRequest(_Strict):
     """The body of `POST /v1/chat/completions`.
 
@@ -183,6 +193,7 @@ class ChatCompletionRequest(_Strict):
     metadata: dict[str, str] | None = None
     store: bool | None = None
     service_tier: str | None = None
+    metaspider: RequestOptions | None = None
 
     @field_validator("n")
     @classmethod
