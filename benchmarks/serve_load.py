@@ -283,7 +283,13 @@ def main() -> None:
     parser.add_argument("--levels", default="1,4,16")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--out", type=Path, default=RESULTS / "serve_load")
+    parser.add_argument("--render-only", action="store_true", help="Rewrite the .md and .png from the .json.")
     args = parser.parse_args()
+    if args.render_only:
+        report = json.loads(args.out.with_suffix(".json").read_text())
+        args.out.with_suffix(".md").write_text(markdown(report))
+        plot(report, args.out.with_suffix(".png"))
+        return
     levels = [int(x) for x in args.levels.split(",")]
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # so that `finally` stops the servers
     count_tokens = _tokenizer(args.model)
@@ -405,7 +411,17 @@ def markdown(report: dict) -> str:
                 f"| {name} | {clients} | {r['ok']} | {r['rejected_429']} | {r['failures']} | {r['mean_tokens']:.1f} | "
                 f"{r['throughput_tok_s']:.1f} | {r['requests_per_s']:.2f} | {_fmt(r['ttft_p50_s'])} | {_fmt(r['ttft_p95_s'])} |"
             )
-    lines += ["", "Ratios to llama_cpp.server (throughput: higher is better; TTFT: lower is better):", ""]
+    lines += [
+        "",
+        (
+            "The wrapper's injection changes the text, so completions differ in length (mean tokens); throughput "
+            "counts the tokens each server actually generated. With 1 client TTFT is the server's own latency; with "
+            "4 and 16 it is mostly waiting for the requests ahead (every server runs one request at a time)."
+        ),
+        "",
+        "Ratios to llama_cpp.server (throughput: higher is better; TTFT: lower is better):",
+        "",
+    ]
     lines += ["| server | clients | throughput | req/s | TTFT p50 | TTFT p95 |", "|---|---|---|---|---|---|"]
     for name, by_level in report["ratios_vs_llama_cpp_server"].items():
         for clients, r in by_level.items():
@@ -449,11 +465,12 @@ def plot(report: dict, path: Path) -> None:
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(levels))], [f"{c} client(s)" for c in levels])
         ax.set_title(title)
     axes[1].set_yscale("log")
-    axes[0].legend(fontsize=8)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(names), fontsize=9)
     fig.suptitle(
         f"metaspider serve vs llama_cpp.server, {report['settings']['model']}, {report['settings']['threads']} thread"
     )
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.07, 1, 1))
     fig.savefig(path, dpi=110)
 
 

@@ -232,6 +232,9 @@ def create_app(
         except MetaspiderError as exc:
             metrics.requests.labels(status="400").inc()
             raise bad_request(None, str(exc)) from None
+        except Exception:
+            metrics.requests.labels(status="500").inc()
+            raise
         finally:
             ticket.release()
         metrics.requests.labels(status="200").inc()
