@@ -172,7 +172,9 @@ class MetaSpiderChatModel(BaseChatModel):
         fallback = RunnablePassthrough.assign(parsed=lambda _: None)
         return RunnableMap(raw=llm) | parsed.with_fallbacks([fallback], exception_key="parsing_error")
 
-    def get_num_tokens_from_messages(self, messages: list[BaseMessage], tools: Sequence | None = None, **kwargs: Any) -> int:
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence | None = None, **kwargs: Any
+    ) -> int:
         """The prompt's length in the model's own tokens, as pass 1 will see it: chat template, tool
         instructions and `response_format` (given as call arguments) included. Lets a caller refuse a
         prompt that does not fit `n_ctx` before it waits for the model."""
