@@ -23,7 +23,7 @@ $(VENV)/.installed: pyproject.toml Makefile
 	ls $(LLAMA_WHEELS) >/dev/null 2>&1 || CFLAGS="$(NO_AMX)" CXXFLAGS="$(NO_AMX)" \
 		$(BIN)/python -m pip wheel --no-deps --no-cache-dir -w $(WHEELS) "llama-cpp-python==$(LLAMA_CPP_VERSION)"
 	$(BIN)/python -m pip install -q --no-deps --force-reinstall $(LLAMA_WHEELS)
-	$(BIN)/python -m pip install -e ".[test]"
+	$(BIN)/python -m pip install -e ".[test,serve]"
 	touch $@
 
 run: install

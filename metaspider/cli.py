@@ -19,6 +19,7 @@ def _mount() -> None:
     from metaspider.deploy.cli import deploy_app
     from metaspider.graph.cli import agent_app
     from metaspider.loom.cli import loom_app
+    from metaspider.serve.cli import serve_command
 
     app.add_typer(models_app, name="models", help="List and fetch models.")
     app.add_typer(loom_app, name="loom", help="Collect, train, evaluate and calibrate wrappers.")
@@ -26,6 +27,7 @@ def _mount() -> None:
     app.add_typer(agent_app, name="agent", help="Run agents that route on their own uncertainty.")
     app.command("chat")(chat)
     app.command("doctor")(doctor)
+    app.command("serve")(serve_command)
 
 
 _mount()

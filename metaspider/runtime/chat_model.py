@@ -82,6 +82,8 @@ class MetaSpiderChatModel(BaseChatModel):
     gain: float | None = None
     """Injection gain; None: the wrapper's own default (1 = as trained, 0 = the bare model)."""
     temperature: float = 0.0
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    """Nucleus sampling (only with temperature > 0)."""
     max_tokens: int = 256
     stop: list[str] | None = None
     n_ctx: int = 2048
@@ -191,6 +193,20 @@ class MetaSpiderChatModel(BaseChatModel):
         fallback = RunnablePassthrough.assign(parsed=lambda _: None)
         return RunnableMap(raw=llm) | parsed.with_fallbacks([fallback], exception_key="parsing_error")
 
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence | None = None, **kwargs: Any
+    ) -> int:
+        """The prompt's length in the model's own tokens, as pass 1 will see it: chat template, tool
+        instructions and `response_format` (given as call arguments) included. Lets a caller refuse a
+        prompt that does not fit `n_ctx` before it waits for the model."""
+        call = dict(kwargs)
+        if tools:
+            call["tools"] = [convert_to_openai_tool(t) for t in tools]
+            names = [t["function"]["name"] for t in call["tools"]]
+            call["tool_choice"] = normalize_tool_choice(call.get("tool_choice"), names)
+        request = self._request(messages, None, call)
+        return len(request.engine.backbone.chat_ids(request.messages, request.tools))
+
     # --- generation ---------------------------------------------------------------------------------
 
     def _generate(
@@ -263,6 +279,7 @@ class MetaSpiderChatModel(BaseChatModel):
         params = SamplingParams(
             max_tokens=self.max_tokens,
             temperature=self.temperature,
+            top_p=self.top_p,
             seed=self.seed,
             stop=tuple(stops or ()),
             top_logprobs=int(top or 0),

@@ -27,6 +27,9 @@ _TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float3
 _STRUCTURE_TOKENS_PER_FIELD = 6
 """Upper bound on the tokens a key, its quotes, colon and separator take."""
 _MIN_STRING_CHARS = 8
+_MAX_STRING_CHARS = 500
+"""llama.cpp's grammar parser refuses the nested optional form `json_schema_to_gbnf` writes for a longer
+bound ("exceeds sane defaults", measured between 512 and 1024), which a large `max_tokens` would ask for."""
 
 
 class Vocab:
@@ -121,7 +124,7 @@ def schema_grammar(schema: dict, max_tokens: int) -> str:
 def _string_budget(schema: dict, max_tokens: int) -> int:
     strings, fields = _count(schema)
     spare = max_tokens - _STRUCTURE_TOKENS_PER_FIELD * (fields + 1)
-    return max(_MIN_STRING_CHARS, spare // max(strings, 1))
+    return min(_MAX_STRING_CHARS, max(_MIN_STRING_CHARS, spare // max(strings, 1)))
 
 
 def _count(node: object) -> tuple[int, int]:

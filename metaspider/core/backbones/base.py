@@ -83,6 +83,8 @@ class SamplingParams:
     strings and an optional grammar constraint. One type for both backbones, so a request means the same on each."""
     max_tokens: int = 128
     temperature: float = 0.0
+    top_p: float = 1.0
+    """Nucleus sampling: draw only from the smallest set of tokens whose probability reaches `top_p`."""
     seed: int | None = None
     stop: tuple[str, ...] = ()
     top_logprobs: int = 0
@@ -217,7 +219,7 @@ class Backbone(ABC):
         while n < params.max_tokens:
             if params.constraint is not None:
                 logits = params.constraint.mask(logits)
-            token, logprobs, entropy = _sample(logits, params.temperature, rng)
+            token, logprobs, entropy = _sample(logits, params.temperature, rng, params.top_p)
             n += 1
             if self.is_end_of_generation(token) and not params.ignore_eos:
                 finish = "stop"
@@ -259,13 +261,21 @@ def common_prefix(cached: Sequence[int], ids: Sequence[int], limit: int) -> int:
     return n
 
 
-def _sample(logits: np.ndarray, temperature: float, rng: np.random.Generator) -> tuple[int, np.ndarray, float]:
+def _sample(
+    logits: np.ndarray, temperature: float, rng: np.random.Generator, top_p: float = 1.0
+) -> tuple[int, np.ndarray, float]:
     """The next token, the log-probabilities of the untempered distribution and its entropy (nats)."""
     logprobs, entropy = _distribution(logits)
     if temperature <= 0:
         return int(np.argmax(logits)), logprobs, entropy
-    scaled = _log_softmax(logits.astype(np.float64) / temperature)  # float64: choice() checks p sums to 1
-    return int(rng.choice(len(scaled), p=np.exp(scaled))), logprobs, entropy
+    probs = np.exp(_log_softmax(logits.astype(np.float64) / temperature))  # float64: choice() checks p sums to 1
+    if top_p < 1.0:
+        order = np.argsort(-probs)
+        keep = order[: int(np.searchsorted(np.cumsum(probs[order]), top_p)) + 1]
+        nucleus = np.zeros_like(probs)
+        nucleus[keep] = probs[keep]
+        probs = nucleus / nucleus.sum()
+    return int(rng.choice(len(probs), p=probs)), logprobs, entropy
 
 
 def _distribution(logits: np.ndarray) -> tuple[np.ndarray, float]:
