@@ -15,7 +15,14 @@ loom_app = typer.Typer(help="Collect, train, evaluate and calibrate wrappers.", 
 console = Console(stderr=True)
 
 RunOption = Annotated[Path, typer.Option("--run", help="Run folder (created by collect).")]
-ThreadsOption = Annotated[int | None, typer.Option("--threads", help="CPU threads for the base model (default: all).")]
+ThreadsOption = Annotated[
+    int | None, typer.Option("--threads", help="CPU threads for the base model (default: all; with --ray: 1 per worker).")
+]
+RayOption = Annotated[bool, typer.Option("--ray", help="Collect on Ray workers (a local Ray cluster unless --ray-address).")]
+RayAddressOption = Annotated[
+    str | None, typer.Option("--ray-address", help="Join this Ray cluster (e.g. auto, HOST:6379, ray://HOST:10001); implies --ray.")
+]
+WorkersOption = Annotated[int | None, typer.Option("--workers", help="Ray workers, each with its own model copy (default: fill the CPUs).")]
 
 
 @loom_app.command("collect")
@@ -26,6 +33,9 @@ def collect_command(
     split: Annotated[str, typer.Option("--split", help="train, val, calib, test or all.")] = "train",
     limit: Annotated[int | None, typer.Option("--limit", help="Only N questions of the split, picked by a hash of their id (every subject).")] = None,
     threads: ThreadsOption = None,
+    ray: RayOption = False,
+    ray_address: RayAddressOption = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Run the base model over a split; keep answers, baselines and activations (resumable)."""
     from metaspider.core.wrapper.config import default_layers
@@ -34,15 +44,21 @@ def collect_command(
     from metaspider.loom.run_folder import RunConfig, RunFolder
 
     folder = RunFolder(run)
-    backbone = llama_backbone(model, threads)
-    if folder.has_config():
-        config = folder.config()
-        if config.model != model:
-            raise MetaspiderError(f"{run} was collected with --model {config.model}, not {model}: use another --run folder")
+    ray_options = _ray_options(ray, ray_address, workers, threads)
+    if ray_options is not None:
+        from metaspider.loom.ray_collect import ray_collect
+
+        summary = ray_collect(folder, model, dataset, split, limit, ray_options)
     else:
-        read, inject = default_layers(backbone.n_layers)
-        config = RunConfig(model, backbone.fingerprint, read, inject, min(inject) - 1)
-    summary = collect(folder, backbone, config, dataset, split, limit)
+        backbone = llama_backbone(model, threads)
+        if folder.has_config():
+            config = folder.config()
+            if config.model != model:
+                raise MetaspiderError(f"{run} was collected with --model {config.model}, not {model}: use another --run folder")
+        else:
+            read, inject = default_layers(backbone.n_layers)
+            config = RunConfig(model, backbone.fingerprint, read, inject, min(inject) - 1)
+        summary = collect(folder, backbone, config, dataset, split, limit)
     console.print(
         f"{summary.dataset}/{summary.split}: {summary.n_items} questions stored ({summary.n_new} new), "
         f"base accuracy {100 * summary.accuracy:.1f} %"
@@ -84,6 +100,9 @@ def eval_command(
     limit: Annotated[int | None, typer.Option("--limit", help="Only N questions of the split, picked by a hash of their id (every subject).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print report.json to stdout.")] = False,
     threads: ThreadsOption = None,
+    ray: RayOption = False,
+    ray_address: RayAddressOption = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Score msp, entropy, the wrapper and the Doubter; write report.json, report.md, risk_coverage.png."""
     from metaspider.core.wrapper.handle import wrapper_folder
@@ -109,7 +128,7 @@ def eval_command(
         if not trained_on:
             raise MetaspiderError("pass --dataset: the wrapper names no training data set")
         dataset = trained_on[0]
-    report = evaluate(folder, wrapper_dir, dataset, split, limit, threads)
+    report = evaluate(folder, wrapper_dir, dataset, split, limit, threads, _ray_options(ray, ray_address, workers, threads))
     if as_json:
         typer.echo(json.dumps(json_safe(report), indent=2))
     methods = report["methods"]
@@ -142,6 +161,19 @@ def calibrate_command(
         f"answer when u < {result.threshold:.3f}: coverage {100 * result.coverage:.1f} % of {result.n} calib questions, "
         f"risk {100 * result.risk:.1f} % (bound {100 * result.risk_bound:.1f} % <= {100 * max_risk:.1f} % w.p. >= {1 - delta:.2f})"
     )
+
+
+def _ray_options(ray: bool, address: str | None, workers: int | None, threads: int | None):
+    """The Ray settings when --ray or --ray-address is given, else None (collect in this process)."""
+    if not ray and address is None:
+        if workers is not None:
+            raise MetaspiderError("--workers applies to Ray collects: add --ray (or --ray-address)")
+        return None
+    from metaspider.loom.ray_collect import RayOptions
+
+    if workers is not None and workers < 1:
+        raise MetaspiderError(f"--workers must be at least 1, not {workers}")
+    return RayOptions(address=address, workers=workers, threads=threads or 1)
 
 
 def _torch_threads(threads: int | None) -> None:
