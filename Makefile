@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install run test test-fast doctor benchmarks
+.PHONY: install run test test-fast doctor benchmarks postgres-server
 
 install: $(VENV)/.installed
 
@@ -28,7 +28,13 @@ $(VENV)/.installed: pyproject.toml Makefile
 run: install
 	$(BIN)/metaspider agent run agents/qa.yaml
 
-test: install
+# The PostgreSQL memory tests start a server of their own from Debian's `postgresql` package. Without
+# root or sudo the install is skipped here and so are those tests (under CI, .ci/run installs it and
+# they must run).
+postgres-server:
+	@.ci/install-postgres || echo "note: could not install Debian's postgresql package; the PostgreSQL memory tests will be skipped"
+
+test: install postgres-server
 	$(BIN)/pytest
 
 test-fast: install

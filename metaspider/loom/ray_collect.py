@@ -79,7 +79,10 @@ def ray_collect(
         _get(ray, [worker.start.remote(config) for worker in workers])
         with progress_bar() as progress:
             task = progress.add_task(
-                f"collect {dataset}/{split}", total=len(items), completed=len(items) - len(todo), info=f"{n_workers} Ray workers"
+                f"collect {dataset}/{split}",
+                total=len(items),
+                completed=len(items) - len(todo),
+                info=f"{n_workers} Ray workers",
             )
             records: list[dict] = []
             acts: list[np.ndarray] = []
@@ -157,7 +160,9 @@ def _run_config(run: RunFolder, model: str, fingerprint: str, n_layers: int) -> 
     if run.has_config():
         config = run.config()
         if config.model != model:
-            raise MetaspiderError(f"{run.path} was collected with --model {config.model}, not {model}: use another --run folder")
+            raise MetaspiderError(
+                f"{run.path} was collected with --model {config.model}, not {model}: use another --run folder"
+            )
         return config
     read, inject = default_layers(n_layers)
     return RunConfig(model, fingerprint, read, inject, min(inject) - 1)
@@ -177,6 +182,7 @@ def _connect(ray: Any, options: RayOptions) -> bool:
     if ray.is_initialized():
         return False
     if options.address is None:
+        os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
         cpus = (options.workers or os.cpu_count() or 1) * options.threads
         ray.init(
             num_cpus=cpus,
