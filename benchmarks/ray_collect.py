@@ -7,6 +7,7 @@ loading, Ray start-up and shut-down included); the collect phase alone is read o
 (the elapsed time it prints when it closes). The two collects are checked to store the same answers.
 
     python benchmarks/ray_collect.py [--model smollm2-135m] [--questions 120] [--repeats 2]
+    python benchmarks/ray_collect.py --replot      # the Markdown and PNG again from the JSON
 """
 
 from __future__ import annotations
@@ -32,7 +33,11 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2-135m")
     parser.add_argument("--questions", type=int, default=120)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--replot", action="store_true", help="Rewrite the Markdown and the plot from the JSON.")
     args = parser.parse_args()
+    if args.replot:
+        _write_views(json.loads((RESULTS / "ray_collect.json").read_text(encoding="utf-8")))
+        return
 
     variants = {
         "1 process": ["--threads", "1"],
@@ -73,8 +78,37 @@ def main() -> None:
     }
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "ray_collect.json").write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
-    (RESULTS / "ray_collect.md").write_text(_markdown(result), encoding="utf-8")
+    _write_views(result)
     print(_markdown(result))
+
+
+def _write_views(result: dict) -> None:
+    """ray_collect.md and ray_collect.png (mean wall and collect times, each round as a dot)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    (RESULTS / "ray_collect.md").write_text(_markdown(result), encoding="utf-8")
+    names = list(result["variants"])
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for offset, key, label in ((-0.2, "wall_s", "whole command"), (0.2, "collect_s", "collect phase")):
+        means = [result["variants"][name][f"{key}_mean"] for name in names]
+        bars = ax.bar([i + offset for i in range(len(names))], means, width=0.4, label=label)
+        for i, name in enumerate(names):
+            ax.scatter(
+                [i + offset] * len(result["variants"][name][key]), result["variants"][name][key], color="black", s=8
+            )
+        ax.bar_label(bars, fmt="%.0f s", label_type="center", color="white")
+    ax.set_xticks(range(len(names)), names)
+    ax.set_ylabel("seconds")
+    ax.set_title(
+        f"{result['questions']} questions, {result['model']}, 1 thread per model copy, {result['machine']['cpus']} CPUs"
+    )
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(RESULTS / "ray_collect.png", dpi=120)
+    plt.close(fig)
 
 
 def _collect(args: argparse.Namespace, run: Path, extra: list[str]) -> dict:
@@ -144,9 +178,9 @@ bar's elapsed time (whole seconds).
   **{result["speedup_collect"]:.2f}x** collect phase
 - the two collects stored the same answers and correctness: {result["same_answers"]}
 
-On one machine the workers share its cores with each other and with everything else that runs, and
-the local Ray cluster costs a fixed start-up; the gain grows with free cores and with the number of
-questions (see docs/scale.md).
+The 2 workers share the machine's 2 cores with each other and with the other jobs that ran at the same
+time, and the Ray run pays a fixed start-up (wall time minus collect time: Ray and two model loads).
+Only one machine was measured; docs/scale.md says what to expect on a cluster.
 """
 
 

@@ -63,6 +63,8 @@ def ray_collect(
     if options.threads < 1:
         raise MetaspiderError(f"--threads must be at least 1 per Ray worker, not {options.threads}")
     items = sample_items(split_items(load_items(dataset), split), limit)
+    if run.has_config() and run.stored_ids(dataset, split) >= {item.id for item in items}:
+        return _summary(run, dataset, split, 0)  # nothing to do: no cluster to start
     started = _connect(ray, options)
     workers: list[Any] = []
     try:
@@ -101,8 +103,12 @@ def ray_collect(
             ray.kill(worker)
         if started:
             ray.shutdown()
+    return _summary(run, dataset, split, len(todo))
+
+
+def _summary(run: RunFolder, dataset: str, split: str, n_new: int) -> CollectSummary:
     stored = run.load(dataset, split)
-    return CollectSummary(dataset, split, len(stored.records), len(todo), float(np.mean(stored.labels("correct"))))
+    return CollectSummary(dataset, split, len(stored.records), n_new, float(np.mean(stored.labels("correct"))))
 
 
 class _CollectWorker:

@@ -2,7 +2,7 @@
 temporary directory, a free port on 127.0.0.1 and a private unix-socket folder; stopped and deleted at
 the end. `initdb` refuses to run as root, so as root the server runs as the `postgres` system user.
 
-Without the binaries the fixture skips, naming the package, except under CI (`CI` set), where a missing
+Without the binaries the fixture skips, naming the package, except under CI (`CI` set, not false), where a missing
 server is a broken set-up and fails (`.ci/run` installs the package)."""
 
 from __future__ import annotations
@@ -42,6 +42,17 @@ def find_bin_dir() -> Path | None:
     return Path(found).parent if found else None
 
 
+def server_binaries() -> Path:
+    """The server's bin folder; skips the test without one, or fails it under CI."""
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        message = "PostgreSQL server binaries not found: apt-get install -y postgresql (.ci/run does)"
+        if os.environ.get("CI", "").lower() not in ("", "0", "false", "no"):
+            pytest.fail(message + " -- CI is set, so this is a broken set-up, not a skip")
+        pytest.skip(message)
+    return bin_dir
+
+
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -55,12 +66,7 @@ def _as_server_user(command: list[str], run_as: str | None) -> list[str]:
 @contextmanager
 def running_postgres() -> Iterator[PostgresServer]:
     """Start a server, yield it, stop it and delete its files (the body of a test module's fixture)."""
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        message = "PostgreSQL server binaries not found: apt-get install -y postgresql (.ci/run does)"
-        if os.environ.get("CI"):
-            pytest.fail(message + " -- CI is set, so this is a broken set-up, not a skip")
-        pytest.skip(message)
+    bin_dir = server_binaries()
     run_as = "postgres" if os.geteuid() == 0 else None
     base = Path(tempfile.mkdtemp(prefix="metaspider-pg-"))
     data_dir, socket_dir, log = base / "data", base / "sock", base / "server.log"

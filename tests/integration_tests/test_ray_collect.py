@@ -51,6 +51,8 @@ def test_ray_collect_with_two_workers_equals_single_process(tmp_path: Path) -> N
     resumed = _metaloom("--run", ray_run, "--limit", str(N_QUESTIONS), "--ray", "--workers", "2", *common)
     assert f"{N_QUESTIONS} questions stored ({N_QUESTIONS - N_QUESTIONS // 3} new)" in resumed.stderr
     assert "2 Ray workers" in resumed.stderr
+    again = _metaloom("--run", ray_run, "--limit", str(N_QUESTIONS), "--ray", "--workers", "2", *common)
+    assert f"{N_QUESTIONS} questions stored (0 new)" in again.stderr
 
     single = _by_id(RunFolder(tmp_path / "single").load(DATASET, SPLIT, with_prefix=True))
     ray = _by_id(RunFolder(ray_run).load(DATASET, SPLIT, with_prefix=True))

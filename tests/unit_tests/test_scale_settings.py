@@ -107,3 +107,21 @@ def test_results_are_stored_in_question_order_whatever_finishes_first(seed: int)
     assert sum(advanced) == len(items)
     assert all(len(batch) <= BATCH_SIZE for batch in batches)
     assert all(worker.batches for worker in workers)
+
+
+@pytest.mark.parametrize(
+    ("ci", "outcome"),
+    [(None, pytest.skip.Exception), ("false", pytest.skip.Exception), ("true", pytest.fail.Exception)],
+)
+def test_postgres_fixture_skips_without_a_server_only_outside_ci(
+    monkeypatch: pytest.MonkeyPatch, ci: str | None, outcome: type
+) -> None:
+    from tests.integration_tests import postgres_server
+
+    monkeypatch.setattr(postgres_server, "find_bin_dir", lambda: None)
+    if ci is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="apt-get install -y postgresql"):
+        postgres_server.server_binaries()
