@@ -216,7 +216,11 @@ def _get(ray: Any, refs: Any) -> Any:
             raise MetaspiderError(f"Ray worker: {cause}") from None
         raise
     except ray.exceptions.ActorDiedError as exc:
-        raise MetaspiderError(f"a Ray collect worker died: {_first_error_line(str(exc))}") from None
+        line = _first_error_line(str(exc))
+        prefix = f"{MetaspiderError.__module__}.{MetaspiderError.__name__}: "
+        if line.startswith(prefix):
+            raise MetaspiderError(f"Ray worker: {line.removeprefix(prefix)}") from None
+        raise MetaspiderError(f"a Ray collect worker died: {line}") from None
 
 
 def _first_error_line(text: str) -> str:

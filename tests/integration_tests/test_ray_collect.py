@@ -5,6 +5,7 @@ collect is interrupted on purpose (a smaller --limit first, then the full one) s
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -70,3 +71,23 @@ def test_ray_collect_with_two_workers_equals_single_process(tmp_path: Path) -> N
         np.testing.assert_array_equal(ray_prefix, prefix, err_msg=item_id)
     assert any(record["correct"] for record, _, _ in single.values())
     assert not all(record["correct"] for record, _, _ in single.values())
+
+
+@pytest.mark.slow
+def test_eval_collects_its_missing_questions_on_ray(tmp_path: Path) -> None:
+    """`metaloom eval --ray`: the questions are collected by Ray workers, then scored by the driver."""
+    run = tmp_path / "eval"
+    command = [sys.executable, "-c", "from metaspider.cli import loom_main; loom_main()", "eval", "--run", str(run)]
+    command += ["--model", DEFAULT_MODEL, "--wrapper", "default", "--dataset", DATASET, "--split", "test"]
+    command += ["--limit", "8", "--threads", "1", "--ray", "--workers", "2", "--json"]
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(Path(__file__).parents[2]), os.environ.get("PYTHONPATH", "")]),
+    }
+    result = subprocess.run(command, check=False, capture_output=True, text=True, timeout=900, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "2 Ray workers" in result.stderr
+    report = json.loads(result.stdout)
+    assert report["n"] == 8
+    assert len(RunFolder(run).load(DATASET, "test").records) == 8
+    assert 0.0 <= report["methods"]["wrapper"]["auroc"] <= 1.0
