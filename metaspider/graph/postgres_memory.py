@@ -56,6 +56,7 @@ class PostgresMemory:
         try:
             import psycopg
             from langgraph.checkpoint.postgres import PostgresSaver
+            from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
             from psycopg.rows import dict_row
             from psycopg_pool import ConnectionPool
         except ImportError:
@@ -85,7 +86,9 @@ class PostgresMemory:
             open=True,
         )
         try:
-            self.checkpointer = PostgresSaver(self._pool)
+            # Only LangGraph's allow-list of safe types is decoded: a database that other clients can write
+            # must not be able to make this process build arbitrary objects.
+            self.checkpointer = PostgresSaver(self._pool, serde=JsonPlusSerializer(allowed_msgpack_modules=None))
             with self._advisory_lock(_SETUP_LOCK), self._pool.connection() as conn:
                 # Two processes starting at once would both run the migrations: one at a time.
                 self.checkpointer.setup()
@@ -103,6 +106,7 @@ class PostgresMemory:
         return row["thread_id"] if row else None
 
     def touch(self, thread_id: str) -> None:
+        """Mark `thread_id` as used now (for every process sharing the server)."""
         with self._pool.connection() as conn:
             conn.execute(
                 "INSERT INTO metaspider_threads (thread_id, used_at) VALUES (%s, %s) "
@@ -126,6 +130,7 @@ class PostgresMemory:
                 conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (key,))
 
     def close(self) -> None:
+        """Close the connection pool (the server keeps every committed checkpoint)."""
         self._pool.close()
 
 

@@ -121,12 +121,15 @@ class _CollectWorker:
         self.collector: ItemCollector | None = None
 
     def describe(self) -> tuple[str, int]:
+        """(fingerprint, number of blocks) of the loaded model: the driver builds a new run's config from them."""
         return self.backbone.fingerprint, self.backbone.n_layers
 
     def start(self, config: RunConfig) -> None:
+        """Take the run's config (layers to read); called once before the first batch."""
         self.collector = ItemCollector(self.backbone, config)
 
     def collect(self, items: list[Item]) -> list[tuple[dict, np.ndarray, np.ndarray | None]]:
+        """The per-question results of one batch, in the batch's order."""
         assert self.collector is not None, "start() first"
         return [self.collector(item) for item in items]
 

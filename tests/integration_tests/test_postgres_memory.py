@@ -25,12 +25,15 @@ pytest.importorskip("langgraph.checkpoint.postgres", reason="in the test extra: 
 
 REPO = Path(__file__).parents[2]
 TURN_TIMEOUT_S = 300
-# The real CLI, with the process's llama.cpp engine created first with one thread (the graph's chat
-# model then reuses it): the machine is shared.
+# The real CLI, with the process's llama.cpp engine created first with one thread and the spec's
+# context size (the graph's chat model then reuses it): the machine is shared.
 LAUNCH = (
-    "import sys; from metaspider.graph.nodes import N_CTX; from metaspider.runtime.engine import get_engine; "
-    f"get_engine({DEFAULT_MODEL!r}, 'llama_cpp', N_CTX, 1); from metaspider.cli import main; "
-    "sys.argv[0] = 'metaspider'; main()"
+    "import sys; from metaspider.graph.spec import AgentSpec; from metaspider.runtime.engine import get_engine\n"
+    "field = AgentSpec.model_fields.get('n_ctx')\n"
+    "if field is None: from metaspider.graph.nodes import N_CTX as n_ctx\n"
+    "else: n_ctx = field.default\n"
+    f"get_engine({DEFAULT_MODEL!r}, 'llama_cpp', n_ctx, 1)\n"
+    "from metaspider.cli import main; sys.argv[0] = 'metaspider'; main()"
 )
 
 
