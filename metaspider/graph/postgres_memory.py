@@ -58,13 +58,13 @@ class PostgresMemory:
             from langgraph.checkpoint.postgres import PostgresSaver
             from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
             from psycopg.rows import dict_row
-            from psycopg_pool import ConnectionPool
+            from psycopg_pool import ConnectionPool, PoolTimeout
         except ImportError:
             raise MetaspiderError(
                 f"memory: {redact(url)} needs PostgreSQL support: pip install 'metaspider[postgres]'"
             ) from None
         self.url = url
-        self._psycopg = psycopg
+        self._server_errors = (psycopg.Error, PoolTimeout)
         try:
             # Connect once directly: a wrong URL or a server that is down fails here, at once and by name,
             # instead of as a pool timeout.
@@ -77,6 +77,7 @@ class PostgresMemory:
             url,
             min_size=1,
             max_size=POOL_SIZE,
+            timeout=CONNECT_TIMEOUT_S,
             kwargs={
                 "autocommit": True,
                 "prepare_threshold": 0,
@@ -101,13 +102,13 @@ class PostgresMemory:
 
     def last_thread(self) -> str | None:
         """The thread any process used last: a new REPL continues the latest conversation."""
-        with self._pool.connection() as conn:
+        with self._reporting_errors(), self._pool.connection() as conn:
             row = conn.execute("SELECT thread_id FROM metaspider_threads ORDER BY used_at DESC LIMIT 1").fetchone()
         return row["thread_id"] if row else None
 
     def touch(self, thread_id: str) -> None:
         """Mark `thread_id` as used now (for every process sharing the server)."""
-        with self._pool.connection() as conn:
+        with self._reporting_errors(), self._pool.connection() as conn:
             conn.execute(
                 "INSERT INTO metaspider_threads (thread_id, used_at) VALUES (%s, %s) "
                 "ON CONFLICT (thread_id) DO UPDATE SET used_at = excluded.used_at",
@@ -116,9 +117,19 @@ class PostgresMemory:
 
     @contextmanager
     def thread_lock(self, thread_id: str) -> Iterator[None]:
-        """Held for one turn: other processes' turns on this thread wait until it is over."""
-        with self._advisory_lock(f"metaspider:thread:{thread_id}"):
+        """Held for one turn: other processes' turns on this thread wait until it is over. A server lost
+        during the turn (the checkpointer's writes included) ends it with one error naming the URL."""
+        with self._reporting_errors(), self._advisory_lock(f"metaspider:thread:{thread_id}"):
             yield
+
+    @contextmanager
+    def _reporting_errors(self) -> Iterator[None]:
+        try:
+            yield
+        except self._server_errors as exc:
+            raise MetaspiderError(
+                f"memory: lost the PostgreSQL server at {redact(self.url)}: {_first_line(exc, self.url)}"
+            ) from None
 
     @contextmanager
     def _advisory_lock(self, key: str) -> Iterator[None]:

@@ -31,6 +31,13 @@ class PostgresServer:
     port: int
     url: str
     data_dir: Path
+    bin_dir: Path
+    run_as: str | None
+
+    def stop(self) -> None:
+        """Stop the server at once (as a crash or an outage would); stopping a stopped server is a no-op."""
+        command = [str(self.bin_dir / "pg_ctl"), "-D", str(self.data_dir), "-m", "immediate", "-w", "stop"]
+        subprocess.run(_as_server_user(command, self.run_as), check=False, capture_output=True)
 
 
 def find_bin_dir() -> Path | None:
@@ -108,6 +115,9 @@ def running_postgres() -> Iterator[PostgresServer]:
         check=True,
         capture_output=True,
     )
+    server = PostgresServer(
+        port, f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{port}/{DATABASE}", data_dir, bin_dir, run_as
+    )
     try:
         subprocess.run(
             _as_server_user(
@@ -116,11 +126,7 @@ def running_postgres() -> Iterator[PostgresServer]:
             check=True,
             capture_output=True,
         )
-        yield PostgresServer(port, f"postgresql://{USER}:{PASSWORD}@127.0.0.1:{port}/{DATABASE}", data_dir)
+        yield server
     finally:
-        subprocess.run(
-            _as_server_user([pg_ctl, "-D", str(data_dir), "-m", "immediate", "-w", "stop"], run_as),
-            check=False,
-            capture_output=True,
-        )
+        server.stop()
         shutil.rmtree(base, ignore_errors=True)

@@ -164,3 +164,24 @@ def _closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def test_a_server_lost_after_start_is_one_error_naming_the_url() -> None:
+    """Its own server, stopped under an open memory: the next use fails with the URL, no password, no traceback."""
+    from metaspider.errors import MetaspiderError
+    from metaspider.graph.memory import open_memory
+
+    with running_postgres() as server:
+        memory = open_memory(server.url)
+        try:
+            memory.touch("t")
+            assert memory.last_thread() == "t"
+            server.stop()
+            for use in (lambda: memory.touch("t"), memory.last_thread):
+                with pytest.raises(
+                    MetaspiderError, match=r"lost the PostgreSQL server at postgresql://metaspider:\*\*\*@"
+                ) as caught:
+                    use()
+                assert PASSWORD not in str(caught.value) and "\n" not in str(caught.value)
+        finally:
+            memory.close()
