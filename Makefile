@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
 
-.PHONY: install run test unit integration lint doctor benchmarks
+.PHONY: install run test unit integration lint doctor benchmarks postgres-server
 
 install: $(VENV)/.installed
 
@@ -29,6 +29,12 @@ $(VENV)/.installed: pyproject.toml Makefile
 run: install
 	$(BIN)/metaspider agent run agents/qa.yaml
 
+# The PostgreSQL memory tests start a server of their own from Debian's `postgresql` package. Without
+# root or sudo the install is skipped here and so are those tests (under CI, .ci/run installs it and
+# they must run).
+postgres-server:
+	@.ci/install-postgres || echo "note: could not install Debian's postgresql package; the PostgreSQL memory tests will be skipped"
+
 # The unit suite runs in a process of its own, with sockets disabled and an empty model cache
 # (tests/unit_tests/conftest.py enforces both for any way it is started), so a model loaded by an
 # integration test can never make a unit test pass.
@@ -39,7 +45,7 @@ test: unit integration
 unit: install
 	METASPIDER_HOME=$$(mktemp -d) $(BIN)/pytest tests/unit_tests --disable-socket --allow-unix-socket
 
-integration: install
+integration: install postgres-server
 	$(BIN)/pytest tests/integration_tests
 
 lint: install

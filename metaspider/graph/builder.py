@@ -27,7 +27,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
-from metaspider.graph.memory import Memory
+from metaspider.graph.memory import open_memory
 from metaspider.graph.nodes import AgentNodes, AgentTool, agent_tools, always_applies
 from metaspider.graph.policy import thresholds_for
 from metaspider.graph.spec import AgentSpec
@@ -126,7 +126,7 @@ class AgentSession:
 
     def __init__(self, spec: AgentSpec, thread_id: str | None = None):
         self.spec = spec
-        self.memory = Memory(spec.memory)
+        self.memory = open_memory(spec.memory)
         self.graph = build_agent(spec, self.memory.checkpointer)
         self.thresholds = thresholds_for(spec)
         self.gain: float | None = None
@@ -141,13 +141,15 @@ class AgentSession:
     def stream(self, question: str) -> Iterator[tuple[str, Any]]:
         """Run one question on the current thread, yielding LangGraph's stream events (the REPL prints them)."""
         self.memory.touch(self.thread_id)
-        if self.result().escalation is not None:
-            self._close_unanswered_escalation()
-        yield from self.graph.stream(turn_input(question), self.config, stream_mode=STREAM_MODES)
+        with self.memory.thread_lock(self.thread_id):
+            if self.result().escalation is not None:
+                self._close_unanswered_escalation()
+            yield from self.graph.stream(turn_input(question), self.config, stream_mode=STREAM_MODES)
 
     def resume(self, reply: str) -> Iterator[tuple[str, Any]]:
         """Resume a turn paused on a human escalation with the person's reply."""
-        yield from self.graph.stream(Command(resume=reply), self.config, stream_mode=STREAM_MODES)
+        with self.memory.thread_lock(self.thread_id):
+            yield from self.graph.stream(Command(resume=reply), self.config, stream_mode=STREAM_MODES)
 
     def run(self, question: str) -> TurnResult:
         """Run one question to the end and return its result."""

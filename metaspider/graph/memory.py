@@ -1,4 +1,5 @@
-"""Where conversation threads live: a SQLite file (the spec's `memory:`) or, without one, the process.
+"""Where conversation threads live: a SQLite file (the spec's `memory:`), a PostgreSQL server (a
+`postgresql://` URL, see postgres_memory.py) or, without either, the process.
 
 The SQLite file also remembers which thread was used last, so the REPL reopens the conversation where
 the previous run left it."""
@@ -7,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -15,6 +17,7 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from metaspider.errors import MetaspiderError
+from metaspider.graph.postgres_memory import PostgresMemory, is_postgres_url
 
 _THREADS_TABLE = "CREATE TABLE IF NOT EXISTS metaspider_threads (thread_id TEXT PRIMARY KEY, used_at REAL NOT NULL)"
 
@@ -67,6 +70,13 @@ def open_sqlite(path: Path, busy_timeout: float = BUSY_TIMEOUT_S) -> sqlite3.Con
     return connection
 
 
+def open_memory(location: Path | str | None) -> Memory | PostgresMemory:
+    """The memory a spec's `memory:` names: a PostgreSQL URL, else a SQLite file (None: in the process)."""
+    if is_postgres_url(location):
+        return PostgresMemory(str(location))
+    return Memory(Path(location) if location is not None else None)
+
+
 class Memory:
     """A checkpointer plus the last-used thread (remembered only when backed by a file)."""
 
@@ -110,6 +120,10 @@ class Memory:
             self._connection.commit()
         except sqlite3.Error as exc:
             raise MemoryFileError(f"memory: cannot write to {self.path}: {exc}; {_way_on(self.path)}") from None
+
+    def thread_lock(self, thread_id: str) -> AbstractContextManager[None]:
+        """No lock across processes on a SQLite file: turns run as they come (PostgreSQL memory queues them)."""
+        return nullcontext()
 
     def close(self) -> None:
         """Close the SQLite connection (idempotent)."""

@@ -23,6 +23,8 @@ from metaspider.core.names import Backend, ModifierName
 from metaspider.errors import MetaspiderError
 from metaspider.tools.specs import SpecPath, ToolSpec
 
+MemoryLocation = Annotated[Annotated[str, Field(pattern=r"^postgres(ql)?://")] | SpecPath, Field(union_mode="left_to_right")]
+"""A PostgreSQL URL stays as written; anything else is a SQLite file, relative to the spec."""
 Probability = Annotated[float, Field(ge=0, le=1)]
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant. Answer briefly and exactly."
@@ -96,7 +98,7 @@ class AgentSpec(_SpecModel):
     policy: Policy
     tools: list[ToolSpec] = []
     escalation: Escalation | None = None
-    memory: SpecPath | None = None  # SQLite file keeping the conversation threads
+    memory: MemoryLocation | None = None  # SQLite file or postgresql:// URL keeping the conversation threads
     system_prompt: str = DEFAULT_SYSTEM_PROMPT
     max_steps: int = Field(6, ge=1)
     temperature: float = Field(0.0, ge=0)

@@ -16,7 +16,14 @@ loom_app = typer.Typer(help="Collect, train, evaluate and calibrate wrappers.", 
 console = Console(stderr=True)
 
 RunOption = Annotated[Path, typer.Option("--run", help="Run folder (created by collect).")]
-ThreadsOption = Annotated[int | None, typer.Option("--threads", help="CPU threads for the base model (default: all).")]
+ThreadsOption = Annotated[
+    int | None, typer.Option("--threads", help="CPU threads for the base model (default: all; with --ray: 1 per worker).")
+]
+RayOption = Annotated[bool, typer.Option("--ray", help="Collect on Ray workers (a local Ray cluster unless --ray-address).")]
+RayAddressOption = Annotated[
+    str | None, typer.Option("--ray-address", help="Join this Ray cluster (e.g. auto, HOST:6379, ray://HOST:10001); implies --ray.")
+]
+WorkersOption = Annotated[int | None, typer.Option("--workers", help="Ray workers, each with its own model copy (default: fill the CPUs).")]
 
 
 @loom_app.command("collect")
@@ -30,6 +37,9 @@ def collect_command(
         int, typer.Option("--consistency", help="Sample 5 answers at T=0.7 for N questions of the split (hash-picked) to score consistency.")
     ] = 0,
     threads: ThreadsOption = None,
+    ray: RayOption = False,
+    ray_address: RayAddressOption = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Run the base model over a split; keep answers, baselines and activations (resumable)."""
     from metaspider.core.wrapper.config import default_layers
@@ -38,15 +48,21 @@ def collect_command(
     from metaspider.loom.run_folder import RunConfig, RunFolder
 
     folder = RunFolder(run)
-    backbone = llama_backbone(model, threads)
-    if folder.has_config():
-        config = folder.config()
-        if config.model != model:
-            raise MetaspiderError(f"{run} was collected with --model {config.model}, not {model}: use another --run folder")
+    ray_options = _ray_options(ray, ray_address, workers, threads)
+    if ray_options is not None:
+        from metaspider.loom.ray_collect import ray_collect
+
+        summary = ray_collect(folder, model, dataset, split, limit, ray_options, consistency=consistency)
     else:
-        read, inject = default_layers(backbone.n_layers)
-        config = RunConfig(model, backbone.fingerprint, read, inject, min(inject) - 1)
-    summary = collect(folder, backbone, config, dataset, split, limit, consistency)
+        backbone = llama_backbone(model, threads)
+        if folder.has_config():
+            config = folder.config()
+            if config.model != model:
+                raise MetaspiderError(f"{run} was collected with --model {config.model}, not {model}: use another --run folder")
+        else:
+            read, inject = default_layers(backbone.n_layers)
+            config = RunConfig(model, backbone.fingerprint, read, inject, min(inject) - 1)
+        summary = collect(folder, backbone, config, dataset, split, limit, consistency)
     console.print(
         f"{summary.dataset}/{summary.split}: {summary.n_items} questions stored ({summary.n_new} new), "
         f"base accuracy {100 * summary.accuracy:.1f} %"
@@ -89,6 +105,9 @@ def eval_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print report.json to stdout.")] = False,
     record: Annotated[bool, typer.Option("--record", help="Also store the headline figures in the wrapper's manifest.")] = False,
     threads: ThreadsOption = None,
+    ray: RayOption = False,
+    ray_address: RayAddressOption = None,
+    workers: WorkersOption = None,
 ) -> None:
     """Score msp, entropy, the wrapper and the Doubter; write report.json, report.md, risk_coverage.png."""
     from metaspider.core.wrapper.folder import load_manifest
@@ -112,7 +131,7 @@ def eval_command(
         if not trained_on:
             raise MetaspiderError("pass --dataset: the wrapper names no training data set")
         dataset = trained_on[0]
-    report = evaluate(folder, wrapper_dir, dataset, split, limit, threads)
+    report = evaluate(folder, wrapper_dir, dataset, split, limit, threads, _ray_options(ray, ray_address, workers, threads))
     if record:
         record_headline(wrapper_dir, report)
     if as_json:
@@ -185,6 +204,19 @@ def lotocv_command(
 
 def _cell(value: float | None) -> str:
     return "" if value is None or math.isnan(value) else f"{value:.3f}"
+
+
+def _ray_options(ray: bool, address: str | None, workers: int | None, threads: int | None):
+    """The Ray settings when --ray or --ray-address is given, else None (collect in this process)."""
+    if not ray and address is None:
+        if workers is not None:
+            raise MetaspiderError("--workers applies to Ray collects: add --ray (or --ray-address)")
+        return None
+    from metaspider.loom.ray_collect import RayOptions
+
+    if workers is not None and workers < 1:
+        raise MetaspiderError(f"--workers must be at least 1, not {workers}")
+    return RayOptions(address=address, workers=workers, threads=threads or 1)
 
 
 def _torch_threads(threads: int | None) -> None:

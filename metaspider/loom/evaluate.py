@@ -34,6 +34,7 @@ from metaspider.loom.backbones import llama_backbone
 from metaspider.loom.collect import ANSWER_PARAMS, collect
 from metaspider.loom.datasets import Item, is_correct, load_items, sample_items, split_items, to_messages
 from metaspider.loom.progress import progress_bar
+from metaspider.loom.ray_collect import RayOptions, ray_collect
 from metaspider.loom.report import json_safe, targets, write_report
 from metaspider.loom.run_folder import Collected, RunConfig, RunFolder, dataset_key
 from metaspider.loom.scoring import is_refusal
@@ -54,15 +55,25 @@ class DoubterReplies:
 
 
 def evaluate(
-    run: RunFolder, wrapper_dir: Path, dataset: str, split: str, limit: int | None = None, threads: int | None = None
+    run: RunFolder,
+    wrapper_dir: Path,
+    dataset: str,
+    split: str,
+    limit: int | None = None,
+    threads: int | None = None,
+    ray: RayOptions | None = None,
 ) -> dict[str, Any]:
-    """Collect what is missing, score every method, write report.json / report.md / risk_coverage.png."""
+    """Collect what is missing (on Ray workers when `ray` is given), score every method, write report.json /
+    report.md / risk_coverage.png."""
     manifest = load_manifest(wrapper_dir)
     config = _run_config(run, manifest)
     items = sample_items(split_items(load_items(dataset), split), limit)
     backbone = llama_backbone(config.model, threads)
     if not run.stored_ids(dataset, split) >= {item.id for item in items}:
-        collect(run, backbone, config, dataset, split, limit)
+        if ray is not None:
+            ray_collect(run, config.model, dataset, split, limit, ray, config)
+        else:
+            collect(run, backbone, config, dataset, split, limit)
     data = _select(run.load(dataset, split), items).read_layers(config.read_layers, manifest.config.read_layers)
     correct = data.labels("correct")
     u = wrapper_u(wrapper_dir, manifest.base_fingerprint, data.acts)
