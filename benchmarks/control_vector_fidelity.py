@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 
 from metaspider.core.backbones.llama_cpp import LlamaCppBackbone
-from metaspider.deploy.control_vector import CALIBRATION_PROMPTS, mean_cognitive_token, prompt_independent_offsets
 from metaspider.core.wrapper.folder import load_manifest, load_weights_numpy
-from metaspider.core.wrapper.sidecar import write_sidecar
 from metaspider.core.wrapper.runtime import NumpyRuntime
+from metaspider.core.wrapper.sidecar import write_sidecar
+from metaspider.deploy.control_vector import CALIBRATION_PROMPTS, mean_cognitive_token, prompt_independent_offsets
 from metaspider.loom.datasets import load_items, split_items, to_messages
 
 MODEL = "smollm2-135m"
@@ -57,8 +57,11 @@ def main() -> None:
         ids = backbone.chat_ids(to_messages(item))
         reading = runtime.read(backbone.capture(ids, runtime.config.read_layers)[:, 0, :])
         own = manifest.modifier.apply(reading.u)
-        cases = (("full_doubt", 1.0, vector), ("own_u", reading.u if own is None else own, vector),
-                 ("bias_only_full_doubt", 1.0, bias_only))
+        cases = (
+            ("full_doubt", 1.0, vector),
+            ("own_u", reading.u if own is None else own, vector),
+            ("bias_only_full_doubt", 1.0, bias_only),
+        )
         for key, u_mod, fixed in cases:
             memory = runtime.wrapper.memory(reading.tokens, float(u_mod))
             offsets = runtime.wrapper.pooled_offsets(memory, manifest.gain)

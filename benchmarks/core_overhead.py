@@ -27,11 +27,26 @@ from metaspider.core.models.registry import resolve
 
 RESULTS = Path(__file__).parent / "results"
 TOPICS = (
-    "a lighthouse keeper", "a lost robot", "the first day of spring", "a city under the sea", "an old clock",
-    "a dragon who cannot fly", "a train across the desert", "a library at night", "a garden on Mars",
-    "a fisherman and a storm", "a cat that learns to read", "the last tree in a forest", "a paper boat",
-    "a mountain village", "a violin maker", "a comet", "a bakery at dawn", "a snowman in summer",
-    "a forgotten map", "two rival chess players",
+    "a lighthouse keeper",
+    "a lost robot",
+    "the first day of spring",
+    "a city under the sea",
+    "an old clock",
+    "a dragon who cannot fly",
+    "a train across the desert",
+    "a library at night",
+    "a garden on Mars",
+    "a fisherman and a storm",
+    "a cat that learns to read",
+    "the last tree in a forest",
+    "a paper boat",
+    "a mountain village",
+    "a violin maker",
+    "a comet",
+    "a bakery at dawn",
+    "a snowman in summer",
+    "a forgotten map",
+    "two rival chess players",
 )
 
 
@@ -44,21 +59,40 @@ def main() -> None:
     args = parser.parse_args()
 
     ours = LlamaCppBackbone(args.model, n_threads=args.threads)
-    plain = Llama(str(resolve(args.model)), n_ctx=2048, n_batch=512, n_threads=args.threads, n_threads_batch=args.threads, flash_attn=True, verbose=False)
+    plain = Llama(
+        str(resolve(args.model)),
+        n_ctx=2048,
+        n_batch=512,
+        n_threads=args.threads,
+        n_threads_batch=args.threads,
+        flash_attn=True,
+        verbose=False,
+    )
     plain_ours_settings_note = "both: flash attention on, same threads, n_batch 512, n_ctx 2048"
     no_eos = {t: -1e9 for t in range(plain.n_vocab()) if ours.is_end_of_generation(t)}
     layers = _four_layers(ours.n_layers)
-    prompts = [ours.chat_ids([{"role": "user", "content": f"Write a long story about {t}."}]) for t in TOPICS[: args.prompts]]
+    prompts = [
+        ours.chat_ids([{"role": "user", "content": f"Write a long story about {t}."}]) for t in TOPICS[: args.prompts]
+    ]
     offset = constant_offset(ours.capture(prompts[0], [layers[0]])[0, 0]) * 0.1
 
     variants = {
         "plain": lambda ids: _plain(plain, ids, args.tokens, no_eos),
         "no_capture": lambda ids: _ours(ours, ids, args.tokens, None),
         "capture": lambda ids: (ours.capture(ids, layers), _ours(ours, ids, args.tokens, None))[1],
-        "callback_injection": lambda ids: _ours(ours, ids, args.tokens, Injection(
-            injector=lambda _l, h, _p: np.broadcast_to(offset, h.shape), layers=tuple(layers), inject_from=len(ids) - 1)),
-        "control_vector": lambda ids: _ours(ours, ids, args.tokens, Injection(
-            control=dict.fromkeys(layers, offset), inject_from=len(ids) - 1)),
+        "callback_injection": lambda ids: _ours(
+            ours,
+            ids,
+            args.tokens,
+            Injection(
+                injector=lambda _l, h, _p: np.broadcast_to(offset, h.shape),
+                layers=tuple(layers),
+                inject_from=len(ids) - 1,
+            ),
+        ),
+        "control_vector": lambda ids: _ours(
+            ours, ids, args.tokens, Injection(control=dict.fromkeys(layers, offset), inject_from=len(ids) - 1)
+        ),
     }
     for run in variants.values():  # warm-up: first loads, page cache
         run(prompts[0])

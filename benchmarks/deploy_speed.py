@@ -28,9 +28,9 @@ from pathlib import Path
 
 from metaspider.core.backbones.base import GenerationEnd, SamplingParams, TokenOut
 from metaspider.core.backbones.llama_cpp import LlamaCppBackbone
-from metaspider.core.wrapper.handle import SHIPPED_WRAPPERS, resolve_wrapper_path
 from metaspider.core.pipeline import Pipeline
 from metaspider.core.wrapper.folder import load_manifest, load_weights_numpy
+from metaspider.core.wrapper.handle import SHIPPED_WRAPPERS, resolve_wrapper_path
 from metaspider.core.wrapper.runtime import NumpyRuntime
 from metaspider.core.wrapper.sidecar import write_sidecar
 
@@ -102,8 +102,14 @@ def _plain_llama(path: Path, threads: int):
     import llama_cpp
 
     return llama_cpp.Llama(
-        str(path), n_ctx=N_CTX, n_batch=N_BATCH, n_ubatch=N_BATCH, n_threads=threads, n_threads_batch=threads,
-        flash_attn=True, verbose=False,
+        str(path),
+        n_ctx=N_CTX,
+        n_batch=N_BATCH,
+        n_ubatch=N_BATCH,
+        n_threads=threads,
+        n_threads_batch=threads,
+        flash_attn=True,
+        verbose=False,
     )
 
 
@@ -172,8 +178,15 @@ def _summary(runs: list[dict]) -> dict:
     return summary
 
 
-def _report(runs: dict[str, list[dict]], threads: int, repeats: int, folder: Path, sidecar_bytes: int, base_bytes: int,
-            load_before: tuple[float, float, float]) -> dict:
+def _report(
+    runs: dict[str, list[dict]],
+    threads: int,
+    repeats: int,
+    folder: Path,
+    sidecar_bytes: int,
+    base_bytes: int,
+    load_before: tuple[float, float, float],
+) -> dict:
     summaries = {name: _summary(r) for name, r in runs.items()}
     plain = summaries["plain"]
     ratios = {

@@ -86,8 +86,8 @@ def plot(rows: dict[str, dict[str, dict]], path: Path) -> None:
 
     figure = Figure(figsize=(6, 4.5), dpi=120)
     axes = figure.subplots()
-    for (name, splits), marker in zip(rows.items(), "osD"):
-        for split, color in zip(SPLITS, ("tab:blue", "tab:orange")):
+    for (name, splits), marker in zip(rows.items(), "osD", strict=False):
+        for split, color in zip(SPLITS, ("tab:blue", "tab:orange"), strict=False):
             r = splits[split]
             axes.scatter(r["coverage"], r["selective_accuracy"], marker=marker, color=color, label=f"{name}, {split}")
     axes.set(xlabel="coverage", ylabel="selective accuracy", xlim=(0, 1.05), ylim=(0, 1))
@@ -106,11 +106,15 @@ def main() -> None:
     for name, (floor, tau) in SETTINGS.items():
         with tempfile.TemporaryDirectory() as folder:
             run = damped_copy(args.run, Path(folder), floor, tau)
-            rows[name] = {split: row(evaluate(run, run.wrapper_dir, "countries", split, threads=args.threads)) for split in SPLITS}
+            rows[name] = {
+                split: row(evaluate(run, run.wrapper_dir, "countries", split, threads=args.threads)) for split in SPLITS
+            }
         print(name, rows[name], flush=True)
     run_name = args.run.relative_to(ROOT) if args.run.is_relative_to(ROOT) else args.run
     command = f"python benchmarks/doubter_damping.py --run {run_name}"
-    (RESULTS / "doubter_damping.json").write_text(json.dumps({"command": command, "settings": SETTINGS, "results": rows}, indent=2) + "\n")
+    (RESULTS / "doubter_damping.json").write_text(
+        json.dumps({"command": command, "settings": SETTINGS, "results": rows}, indent=2) + "\n"
+    )
     (RESULTS / "doubter_damping.md").write_text(markdown(rows, command))
     plot(rows, RESULTS / "doubter_damping.png")
 

@@ -101,10 +101,18 @@ def cli_cases(tmp: Path) -> list[Case]:
         Case("CLI arguments", "unknown option", [*CLI, "models", "list", "--colour"], "--colour"),
         Case("CLI arguments", "spec file missing", _agent(tmp / "missing.yaml"), "missing.yaml"),
         Case("CLI arguments", "not a number", [*LOOM, "collect", "--run", str(run), "--limit", "abc"], "--limit"),
-        Case("CLI arguments", "unknown split", [*LOOM, "collect", "--run", str(run), "--split", "nosuch", "--limit", "1",
-                                                 "--threads", "1"], "nosuch"),
-        Case("CLI arguments", "unknown data set", [*LOOM, "collect", "--run", str(run), "--dataset", "nosuch", "--limit", "1",
-                                                    "--threads", "1"], "nosuch"),
+        Case(
+            "CLI arguments",
+            "unknown split",
+            [*LOOM, "collect", "--run", str(run), "--split", "nosuch", "--limit", "1", "--threads", "1"],
+            "nosuch",
+        ),
+        Case(
+            "CLI arguments",
+            "unknown data set",
+            [*LOOM, "collect", "--run", str(run), "--dataset", "nosuch", "--limit", "1", "--threads", "1"],
+            "nosuch",
+        ),
     ]
 
 
@@ -166,10 +174,16 @@ def wrapper_cases(tmp: Path) -> list[Case]:
         "empty folder": (empty, "manifest.json"),
         "manifest not JSON": (variant("notjson", lambda f: (f / "manifest.json").write_text("{oops")), "manifest.json"),
         "huge d_model": (variant("huge", manifest(lambda d: d["config"].update(d_model=10**9))), "d_model"),
-        "layer out of range": (variant("layers", manifest(lambda d: d["config"].update(read_layers=[400]))), "read_layers"),
+        "layer out of range": (
+            variant("layers", manifest(lambda d: d["config"].update(read_layers=[400]))),
+            "read_layers",
+        ),
         "field missing": (variant("nofield", manifest(lambda d: d["config"].pop("inject_layers"))), "inject_layers"),
         "weights truncated": (variant("trunc", truncate_weights), "weights.safetensors"),
-        "weights missing": (variant("noweights", lambda f: (f / "weights.safetensors").unlink()), "weights.safetensors"),
+        "weights missing": (
+            variant("noweights", lambda f: (f / "weights.safetensors").unlink()),
+            "weights.safetensors",
+        ),
     }
     return [
         Case("wrapper folder", name, _agent(_spec(tmp, f"w-{i}.yaml", wrapper=str(folder))), expect)
@@ -181,8 +195,12 @@ def sidecar_cases(tmp: Path) -> list[Case]:
     from metaspider.core.models.registry import cached_path
 
     good = tmp / "good-sidecar.gguf"
-    subprocess.run([*CLI, "deploy", "export", str(_shipped_wrapper()), "--out", str(good)], env=ENV, check=True,
-                   capture_output=True)
+    subprocess.run(
+        [*CLI, "deploy", "export", str(_shipped_wrapper()), "--out", str(good)],
+        env=ENV,
+        check=True,
+        capture_output=True,
+    )
     files = {
         "missing": None,
         "empty": b"",
@@ -197,8 +215,19 @@ def sidecar_cases(tmp: Path) -> list[Case]:
             path.write_bytes(data)
         command = [*CLI, "deploy", "verify", "--model", MODEL, "--sidecar", str(path), "--limit", "1", "--threads", "1"]
         cases.append(Case("sidecar", name, command, path.name))
-    command = [*CLI, "deploy", "verify", "--model", MODEL, "--sidecar", str(cached_path(MODEL)), "--limit", "1",
-               "--threads", "1"]
+    command = [
+        *CLI,
+        "deploy",
+        "verify",
+        "--model",
+        MODEL,
+        "--sidecar",
+        str(cached_path(MODEL)),
+        "--limit",
+        "1",
+        "--threads",
+        "1",
+    ]
     cases.append(Case("sidecar", "a base model, not a sidecar", command, cached_path(MODEL).name))
     return cases
 
@@ -240,8 +269,20 @@ def jsonl_cases(tmp: Path) -> list[Case]:
         path = tmp / f"data-{name.replace(' ', '-')}.jsonl"
         path.write_bytes(data)
         run = tmp / f"run-{path.stem}"
-        command = [*LOOM, "collect", "--run", str(run), "--dataset", str(path), "--split", "all", "--limit", "2",
-                   "--threads", "1"]
+        command = [
+            *LOOM,
+            "collect",
+            "--run",
+            str(run),
+            "--dataset",
+            str(path),
+            "--split",
+            "all",
+            "--limit",
+            "2",
+            "--threads",
+            "1",
+        ]
         cases.append(Case("dataset JSONL", name, command, path.name))
     missing = tmp / "no-such-data.jsonl"
     command = [*LOOM, "collect", "--run", str(tmp / "run-missing"), "--dataset", str(missing), "--threads", "1"]
@@ -286,14 +327,18 @@ class _Bad(http.server.BaseHTTPRequestHandler):
         routes: dict[str, Callable[[], None]] = {
             "/500": lambda: self._reply(500, {"content-type": "text/plain"}, b"boom"),
             "/png": lambda: self._reply(200, {"content-type": "image/png"}, b"\x89PNG"),
-            "/badgzip": lambda: self._reply(200, {"content-type": "text/plain", "content-encoding": "gzip"}, b"\x1f\x8bjunk"),
+            "/badgzip": lambda: self._reply(
+                200, {"content-type": "text/plain", "content-encoding": "gzip"}, b"\x1f\x8bjunk"
+            ),
             "/br": lambda: self._reply(200, {"content-type": "text/plain", "content-encoding": "br"}, b"\x00\x01"),
             "/loop": lambda: self._reply(302, {"location": "/loop"}, b""),
             "/offlist": lambda: self._reply(302, {"location": "http://evil.example/"}, b""),
             "/private": lambda: self._reply(302, {"location": f"http://localhost:{port}/500"}, b""),
             "/slow": lambda: (time.sleep(3), self._reply(200, {"content-type": "text/plain"}, b"late")),
             "/reset": self._reset,
-            "/short": lambda: self._reply(200, {"content-type": "text/plain", "content-length": "1000"}, b"only a bit", False),
+            "/short": lambda: self._reply(
+                200, {"content-type": "text/plain", "content-length": "1000"}, b"only a bit", False
+            ),
             "/notype": lambda: self._reply(200, {}, b"who knows"),
         }
         routes.get(self.path, lambda: self._reply(404, {}, b""))()
@@ -356,8 +401,16 @@ def http_cases() -> list[Case]:
 def _tool_case(name: str, result: str, expect: str, seconds: float) -> Case:
     lines = result.splitlines()
     return Case(
-        "HTTP responses", name, [], expect, None, "Traceback" in result, result[:400],
-        int(result.startswith("error:")) if len(lines) == 1 else 0, expect in result, round(seconds, 2),
+        "HTTP responses",
+        name,
+        [],
+        expect,
+        None,
+        "Traceback" in result,
+        result[:400],
+        int(result.startswith("error:")) if len(lines) == 1 else 0,
+        expect in result,
+        round(seconds, 2),
     )
 
 
@@ -365,8 +418,14 @@ def bad_inputs() -> dict:
     with tempfile.TemporaryDirectory(prefix="faults-") as folder:
         tmp = Path(folder)
         sqlite, release = sqlite_cases(tmp)
-        cases = [*cli_cases(tmp), *yaml_cases(tmp), *wrapper_cases(tmp), *sidecar_cases(tmp), *gguf_cases(tmp),
-                 *jsonl_cases(tmp)]
+        cases = [
+            *cli_cases(tmp),
+            *yaml_cases(tmp),
+            *wrapper_cases(tmp),
+            *sidecar_cases(tmp),
+            *gguf_cases(tmp),
+            *jsonl_cases(tmp),
+        ]
         done = [_run_cli(case) for case in cases]
         done += [_run_cli(case) for case in sqlite]
         release()
@@ -388,8 +447,9 @@ def _history(spec: Path, thread: str) -> list[tuple[str, str]]:
         "s = AgentSession(load_spec(sys.argv[1]), sys.argv[2])\n"
         "print(json.dumps([(m.type, m.text) for m in s.history()]))\ns.close()\n"
     )
-    out = subprocess.run([sys.executable, "-c", code, str(spec), thread], capture_output=True, text=True, env=ENV,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(spec), thread], capture_output=True, text=True, env=ENV, check=True
+    )
     return [tuple(pair) for pair in json.loads(out.stdout.strip().splitlines()[-1])]
 
 
@@ -411,8 +471,12 @@ def kill_agent() -> dict:
         for question in questions:
             subprocess.run([*_agent(spec, question), "--thread", thread], env=ENV, check=True, capture_output=True)
         before = _history(spec, thread)
-        victim = subprocess.Popen([*_agent(spec, "Write a very long story about a dragon."), "--thread", thread],
-                                  env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        victim = subprocess.Popen(
+            [*_agent(spec, "Write a very long story about a dragon."), "--thread", thread],
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         saved = _checkpoints(tmp / "memory.sqlite", thread)
         deadline = time.monotonic() + 120
         while _checkpoints(tmp / "memory.sqlite", thread) == saved and time.monotonic() < deadline:
@@ -422,8 +486,13 @@ def kill_agent() -> dict:
         victim.send_signal(signal.SIGKILL)
         victim.wait()
         after_kill = _history(spec, thread)
-        resumed = subprocess.run([*_agent(spec, "What colour is the sky?"), "--thread", thread], env=ENV,
-                                 capture_output=True, text=True, check=False)
+        resumed = subprocess.run(
+            [*_agent(spec, "What colour is the sky?"), "--thread", thread],
+            env=ENV,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
         final = _history(spec, thread)
     kept = after_kill[: len(before)] == before
     answered = [m for m in before if m[0] == "ai"]
@@ -449,8 +518,20 @@ def _collected(run: Path) -> list[str]:
 def kill_collect(limit: int = 80) -> dict:
     with tempfile.TemporaryDirectory(prefix="faults-collect-") as folder:
         run = Path(folder) / "run"
-        command = [*LOOM, "collect", "--run", str(run), "--dataset", "countries", "--split", "train", "--limit",
-                   str(limit), "--threads", "1"]
+        command = [
+            *LOOM,
+            "collect",
+            "--run",
+            str(run),
+            "--dataset",
+            "countries",
+            "--split",
+            "train",
+            "--limit",
+            str(limit),
+            "--threads",
+            "1",
+        ]
         victim = subprocess.Popen(command, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 400
         while not _collected(run) and time.monotonic() < deadline and victim.poll() is None:
@@ -500,7 +581,9 @@ def load(threads: int = 16, per_thread: int = 20, seed: int = 0) -> dict:
     lock.idle_limit = 2.0
     alone = {q: llm.invoke(q).text for q in QUESTIONS}
     rng = random.Random(seed)
-    plans = [[(rng.choice(QUESTIONS), rng.random(), rng.randint(1, 4)) for _ in range(per_thread)] for _ in range(threads)]
+    plans = [
+        [(rng.choice(QUESTIONS), rng.random(), rng.randint(1, 4)) for _ in range(per_thread)] for _ in range(threads)
+    ]
     outcomes: dict[str, int] = {"finished": 0, "cancelled": 0, "abandoned": 0, "timeout": 0, "other_error": 0}
     mismatches: list[dict] = []
     errors: list[str] = []
@@ -618,8 +701,10 @@ def write_report(data: dict) -> None:
         failed = [c for c in data["bad_inputs"]["cases"] if not c["ok"]]
         lines += ["", f"Failed cases: {len(failed)}."]
         for case in failed:
-            lines.append(f"- {case['surface']} / {case['name']}: exit {case['exit_code']}, traceback {case['traceback']}, "
-                         f"{case['error_lines']} error line(s): `{case['error_line'][:200]}`")
+            lines.append(
+                f"- {case['surface']} / {case['name']}: exit {case['exit_code']}, traceback {case['traceback']}, "
+                f"{case['error_lines']} error line(s): `{case['error_line'][:200]}`"
+            )
         lines += ["", "Every case and its error line: `faults.json`.", ""]
     if "kill_agent" in data:
         k = data["kill_agent"]
@@ -641,8 +726,14 @@ def write_report(data: dict) -> None:
             "| measure | value |",
             "|---|---|",
         ]
-        for key in ("requests", "outcomes", "hung_threads", "finished_answers_differing_from_alone",
-                    "abandoned_streams_raising_clear_error_on_resume", "seconds"):
+        for key in (
+            "requests",
+            "outcomes",
+            "hung_threads",
+            "finished_answers_differing_from_alone",
+            "abandoned_streams_raising_clear_error_on_resume",
+            "seconds",
+        ):
             lines.append(f"| {key.replace('_', ' ')} | {load_[key]} |")
         if load_["errors"]:
             lines += ["", "Errors seen: " + "; ".join(f"`{e}`" for e in load_["errors"])]

@@ -30,7 +30,11 @@ from metaspider.loom.run_folder import RunFolder
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results"
-KEYS = (("auroc", "AUROC (higher is better)"), ("aurc", "AURC (lower is better)"), ("selective_accuracy_50", "selective accuracy at 50 % coverage"))
+KEYS = (
+    ("auroc", "AUROC (higher is better)"),
+    ("aurc", "AURC (lower is better)"),
+    ("selective_accuracy_50", "selective accuracy at 50 % coverage"),
+)
 
 
 def collect_state(run: RunFolder) -> dict[str, Any]:
@@ -42,7 +46,11 @@ def collect_state(run: RunFolder) -> dict[str, Any]:
             stored.setdefault(folder.name, {})[split] = len(run.stored_ids(folder.name, split))
     times_file = run.path / "collect_times.json"
     times = json.loads(times_file.read_text(encoding="utf-8")) if times_file.is_file() else {}
-    return {"stored": stored, "wall_seconds": times, "total_wall_seconds": round(sum(t["seconds"] for t in times.values()), 1)}
+    return {
+        "stored": stored,
+        "wall_seconds": times,
+        "total_wall_seconds": round(sum(t["seconds"] for t in times.values()), 1),
+    }
 
 
 def score_model(run: RunFolder, by: str) -> dict[str, Any]:
@@ -75,7 +83,10 @@ def markdown(results: dict[str, Any], pending: dict[str, Any], command: str) -> 
         methods = [m for m in METHODS if m in result["mean_auroc"]]
         topics = result["topics"]
         lines += [f"## {model}", ""]
-        lines += ["AUROC per held-out topic (n = test questions, acc = base accuracy; `consistency` on n_cons of them):", ""]
+        lines += [
+            "AUROC per held-out topic (n = test questions, acc = base accuracy; `consistency` on n_cons of them):",
+            "",
+        ]
         lines += ["| topic | n | acc | " + " | ".join(methods) + " | n_cons |", "|" + "---|" * (len(methods) + 4)]
         for name, r in topics.items():
             cells = " | ".join(_fmt(r["auroc"].get(m)) for m in methods)
@@ -90,7 +101,13 @@ def markdown(results: dict[str, Any], pending: dict[str, Any], command: str) -> 
                     "AUROC); the means count them all the same."
                 ),
             ]
-        lines += ["", "Means over topics:", "", "| metric | " + " | ".join(methods) + " |", "|" + "---|" * (len(methods) + 1)]
+        lines += [
+            "",
+            "Means over topics:",
+            "",
+            "| metric | " + " | ".join(methods) + " |",
+            "|" + "---|" * (len(methods) + 1),
+        ]
         for key, label in KEYS:
             lines.append(f"| {label} | " + " | ".join(_fmt(result[f"mean_{key}"].get(m)) for m in methods) + " |")
         state = result["collect"]
@@ -108,7 +125,11 @@ def markdown(results: dict[str, Any], pending: dict[str, Any], command: str) -> 
         ]
         for dataset, splits in state["stored"].items():
             wall = sum(t["seconds"] for key, t in state["wall_seconds"].items() if key.split("/")[0] == dataset)
-            lines.append(f"| {dataset} | " + " | ".join(str(splits.get(s, 0)) for s in ("test", "val", "train", "calib")) + f" | {wall:.0f} |")
+            lines.append(
+                f"| {dataset} | "
+                + " | ".join(str(splits.get(s, 0)) for s in ("test", "val", "train", "calib"))
+                + f" | {wall:.0f} |"
+            )
         lines += ["", f"lotocv itself took {result['lotocv_seconds'] / 60:.1f} min.", ""]
     for model, state in pending.items():
         n = sum(sum(splits.values()) for splits in state["stored"].values())
@@ -134,8 +155,12 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
     figure = Figure(figsize=(14, 4.2 * max(1, len(results))), dpi=110)
     axes_list = figure.subplots(max(1, len(results)), 1, squeeze=False)[:, 0]
-    colors = dict(zip(METHODS, ("#1f77b4", "#2ca02c", "#17becf", "#9edae5", "#98df8a", "#ff7f0e", "#ffbb78", "#d62728", "#9467bd")))
-    for axes, (model, result) in zip(axes_list, results.items()):
+    colors = dict(
+        zip(
+            METHODS, ("#1f77b4", "#2ca02c", "#17becf", "#9edae5", "#98df8a", "#ff7f0e", "#ffbb78", "#d62728", "#9467bd"), strict=False
+        )
+    )
+    for axes, (model, result) in zip(axes_list, results.items(), strict=False):
         topics = list(result["topics"])
         methods = [m for m in METHODS if m in result["mean_auroc"]]
         width = 0.8 / len(methods)
@@ -143,7 +168,14 @@ def plot(results: dict[str, Any], path: Path) -> None:
             values = [result["topics"][t]["auroc"].get(method, np.nan) for t in topics]
             x = np.arange(len(topics)) + (index - (len(methods) - 1) / 2) * width
             label = f"{method} ({'before' if method in BEFORE else 'after'}; mean {result['mean_auroc'][method]:.2f})"
-            axes.bar(x, np.nan_to_num(np.asarray(values, dtype=float) - 0.5), width, bottom=0.5, color=colors[method], label=label)
+            axes.bar(
+                x,
+                np.nan_to_num(np.asarray(values, dtype=float) - 0.5),
+                width,
+                bottom=0.5,
+                color=colors[method],
+                label=label,
+            )
         axes.axhline(0.5, color="black", linewidth=0.8)
         axes.set_xticks(np.arange(len(topics)), topics, rotation=30, ha="right")
         axes.set(ylabel="AUROC on the held-out topic", ylim=(0.0, 1.0), title=f"{model}: leave-one-topic-out")
@@ -156,7 +188,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", action="append", default=[], help="MODEL=RUN_DIR of a model to score (repeatable)")
-    parser.add_argument("--pending", action="append", default=[], help="MODEL=RUN_DIR of a model whose collect is not done")
+    parser.add_argument(
+        "--pending", action="append", default=[], help="MODEL=RUN_DIR of a model whose collect is not done"
+    )
     parser.add_argument("--by", default="auto", help="topic = dataset, subject or auto (see metaloom lotocv --by)")
     parser.add_argument("--out", type=Path, default=RESULTS / "generalization")
     args = parser.parse_args()

@@ -19,7 +19,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-
 from stage_a_recipes import RESULTS, ROOT, Pool, evaluate
 
 from metaspider.core.wrapper.config import default_layers
@@ -107,7 +106,13 @@ def markdown(rows: dict[str, dict], command: str) -> str:
         *table("read blocks", rows),
     ]
     first = next(iter(rows.values()))
-    lines += ["", f"n = {first['n']}, base accuracy {first['base_accuracy']:.1%}.", "", "![risk-coverage](read_depth.png)", ""]
+    lines += [
+        "",
+        f"n = {first['n']}, base accuracy {first['base_accuracy']:.1%}.",
+        "",
+        "![risk-coverage](read_depth.png)",
+        "",
+    ]
     return "\n".join(lines)
 
 

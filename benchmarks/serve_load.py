@@ -461,7 +461,7 @@ def plot(report: dict, path: Path) -> None:
         axes[0].bar(xs, [by_level[c]["throughput_tok_s"] for c in levels], width, label=name)
         axes[1].bar(xs, [by_level[c]["ttft_p50_s"] or 0 for c in levels], width, label=name)
         axes[1].scatter(xs, [by_level[c]["ttft_p95_s"] or 0 for c in levels], marker="_", s=200, color="black")
-    for ax, title in zip(axes, ("throughput (completion tok/s)", "TTFT p50 (bars) and p95 (ticks), s")):
+    for ax, title in zip(axes, ("throughput (completion tok/s)", "TTFT p50 (bars) and p95 (ticks), s"), strict=False):
         ax.set_xticks([i + 0.4 - width / 2 for i in range(len(levels))], [f"{c} client(s)" for c in levels])
         ax.set_title(title)
     axes[1].set_yscale("log")

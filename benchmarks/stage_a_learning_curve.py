@@ -75,12 +75,18 @@ def plot(rows: list[dict], n_train: int, path: Path) -> None:
     figure = Figure(figsize=(6, 4), dpi=120)
     auroc_axes = figure.subplots()
     sizes = [row["fraction"] * n_train for row in rows]
-    for row, size in zip(rows, sizes):
+    for row, size in zip(rows, sizes, strict=False):
         auroc_axes.scatter([size] * len(row["draws"]), [d["auroc"] for d in row["draws"]], color="C0", alpha=0.4, s=12)
     auroc_axes.plot(sizes, [row["mean"]["auroc"] for row in rows], color="C0", marker="o", label="AUROC")
     auroc_axes.set(xlabel="training questions (train side of each outer fold)", ylabel="AUROC")
     accuracy_axes = auroc_axes.twinx()
-    accuracy_axes.plot(sizes, [100 * row["mean"]["selective_accuracy_at_0.4"] for row in rows], color="C1", marker="s", label="sel. acc @40 %")
+    accuracy_axes.plot(
+        sizes,
+        [100 * row["mean"]["selective_accuracy_at_0.4"] for row in rows],
+        color="C1",
+        marker="s",
+        label="sel. acc @40 %",
+    )
     accuracy_axes.set(ylabel="selective accuracy at 40 % coverage (%)")
     handles, labels = auroc_axes.get_legend_handles_labels()
     more_handles, more_labels = accuracy_axes.get_legend_handles_labels()
@@ -94,7 +100,9 @@ def main() -> None:
     pool, command = pool_from_command_line("stage_a_learning_curve.py", __doc__.split("\n\n")[0])
     n_train = round(len(pool.wrong) * 4 / 5)
     rows = learning_curve(pool)
-    (RESULTS / "stage_a_learning_curve.json").write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
+    (RESULTS / "stage_a_learning_curve.json").write_text(
+        json.dumps({"command": command, "rows": rows}, indent=2) + "\n"
+    )
     (RESULTS / "stage_a_learning_curve.md").write_text(markdown(rows, n_train, command))
     plot(rows, n_train, RESULTS / "stage_a_learning_curve.png")
 

@@ -53,7 +53,9 @@ def cv(run: Path, command: str) -> None:
         curves[name] = metrics.risk_coverage_curve(u, ~pool.wrong[countries])
         print(name, {k: round(v, 3) for k, v in rows[name].items() if k != "folds"}, flush=True)
     mmlu_accuracy = float(mmlu.labels("correct").mean())
-    (RESULTS / "stage_a_mmlu.json").write_text(json.dumps({"command": command, "mmlu_train_accuracy": mmlu_accuracy, "recipes": rows}, indent=2) + "\n")
+    (RESULTS / "stage_a_mmlu.json").write_text(
+        json.dumps({"command": command, "mmlu_train_accuracy": mmlu_accuracy, "recipes": rows}, indent=2) + "\n"
+    )
     (RESULTS / "stage_a_mmlu.md").write_text(markdown(rows, command, len(extra), mmlu_accuracy))
     risk_coverage_plot(curves, RESULTS / "stage_a_mmlu.png")
 

@@ -93,11 +93,15 @@ class Pool:
         best = None
         for layers in windows:
             wrapper = self.wrapper(layers)
-            result = train_stage_a(wrapper, self.x(train, layers), self.wrong[train], self.x(val, layers), self.wrong[val], settings)
+            result = train_stage_a(
+                wrapper, self.x(train, layers), self.wrong[train], self.x(val, layers), self.wrong[val], settings
+            )
             if best is None or result.val_loss < best[2]:
                 best = (wrapper, layers, result.val_loss)
         wrapper, layers, _ = best
-        wrapper.fit_calibration(confidence_logits(wrapper, self.x(val, layers)), torch.as_tensor(self.wrong[val], dtype=torch.float32))
+        wrapper.fit_calibration(
+            confidence_logits(wrapper, self.x(val, layers)), torch.as_tensor(self.wrong[val], dtype=torch.float32)
+        )
         return lambda held_out: wrapper.calibrate(confidence_logits(wrapper, self.x(held_out, layers))).numpy()
 
     def cross_fitted(self, index: np.ndarray, settings: StageASettings) -> Predict:
@@ -108,16 +112,27 @@ class Pool:
             for k in range(FOLDS):
                 held, train = index[fold == k], index[fold != k]
                 wrapper = self.wrapper(layers)
-                result = train_stage_a(wrapper, self.x(train, layers), self.wrong[train], self.x(held, layers), self.wrong[held], settings)
+                result = train_stage_a(
+                    wrapper, self.x(train, layers), self.wrong[train], self.x(held, layers), self.wrong[held], settings
+                )
                 logits[fold == k] = confidence_logits(wrapper, self.x(held, layers)).numpy()
                 epochs.append(result.best_epoch)
-            loss = F.binary_cross_entropy_with_logits(torch.as_tensor(logits), torch.as_tensor(self.wrong[index], dtype=torch.float32)).item()
+            loss = F.binary_cross_entropy_with_logits(
+                torch.as_tensor(logits), torch.as_tensor(self.wrong[index], dtype=torch.float32)
+            ).item()
             if best is None or loss < best[0]:
                 best = (loss, layers, logits, round(float(np.mean(epochs))))
         _, layers, logits, n_epochs = best
         wrapper = self.wrapper(layers)
         whole = self.x(index, layers)
-        train_stage_a(wrapper, whole, self.wrong[index], whole, self.wrong[index], replace(settings, max_epochs=n_epochs, patience=n_epochs))
+        train_stage_a(
+            wrapper,
+            whole,
+            self.wrong[index],
+            whole,
+            self.wrong[index],
+            replace(settings, max_epochs=n_epochs, patience=n_epochs),
+        )
         wrapper.fit_calibration(torch.as_tensor(logits), torch.as_tensor(self.wrong[index], dtype=torch.float32))
         return lambda held_out: wrapper.calibrate(confidence_logits(wrapper, self.x(held_out, layers))).numpy()
 
@@ -142,7 +157,10 @@ def figures(u: np.ndarray, correct: np.ndarray) -> dict[str, float]:
 
 
 def evaluate(
-    pool: Pool, recipe: Callable[[np.ndarray, StageASettings], Predict], settings: StageASettings, scored: np.ndarray | None = None
+    pool: Pool,
+    recipe: Callable[[np.ndarray, StageASettings], Predict],
+    settings: StageASettings,
+    scored: np.ndarray | None = None,
 ) -> tuple[np.ndarray, dict]:
     """u of each `scored` question (default: the whole pool) from a recipe trained on the other outer folds."""
     scored = np.arange(len(pool.wrong)) if scored is None else scored

@@ -21,7 +21,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results" / "standard_tests.md"
 
-CHAT_LLAMA_CPP = {"unit": "5/10", "integration": "13/50", "crashes": "2 (test_batch, test_abatch: one `Llama` used from several threads)"}
+CHAT_LLAMA_CPP = {
+    "unit": "5/10",
+    "integration": "13/50",
+    "crashes": "2 (test_batch, test_abatch: one `Llama` used from several threads)",
+}
 """Quoted, not run by this script: langchain-community 0.4.2 ChatLlamaCpp under langchain-tests 1.1.9 on the
 default model, as measured by hand when this comparison was set up (no committed file holds that run)."""
 
@@ -104,7 +108,7 @@ def render(unit: SuiteRun, integration: SuiteRun, bigger: str, rerun: SuiteRun |
         "On the default model, `test_json_mode` and `test_agent_loop` (both parameters) run their test body on",
         "`qwen2.5-coder-0.5b` with the same integration code (the `model` fixture in",
         "`tests/integration_tests/test_standard.py`): the 135M model's own answers fail them (JSON with the",
-        "wrong keys; answering in text where `tool_choice=\"auto\"` should call the tool).",
+        'wrong keys; answering in text where `tool_choice="auto"` should call the tool).',
     ]
     lines += ["", "## Failed on the default model", ""]
     if not integration.failed and not unit.failed:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from rich.console import Console
 
+from metaspider.core.backbones import load_backbone
 from metaspider.core.backbones.base import GenerationEnd, SamplingParams, TokenOut
 from metaspider.core.backbones.chat_template import Message
 from metaspider.core.pipeline import Pipeline
-from metaspider.core.backbones import load_backbone
 from metaspider.core.wrapper.handle import load_wrapper
 
 console = Console()

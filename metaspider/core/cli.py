@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -37,7 +37,13 @@ def models_list(as_json: Annotated[bool, typer.Option("--json", help="Machine-re
         return
     table = Table("name", "size", "architecture", "source", "cached")
     for row in rows:
-        table.add_row(row["name"], f"{row['size_bytes'] / 1e6:,.0f} MB", row["architecture"], row["source"], "yes" if row["cached"] else "no")
+        table.add_row(
+            row["name"],
+            f"{row['size_bytes'] / 1e6:,.0f} MB",
+            row["architecture"],
+            row["source"],
+            "yes" if row["cached"] else "no",
+        )
     console.print(table)
 
 
@@ -79,9 +85,9 @@ def doctor(
 def chat(
     model: ModelOption = DEFAULT_MODEL,
     backend: Annotated[str, typer.Option(help=" or ".join(BACKENDS) + ".")] = "llama_cpp",
-    wrapper: Annotated[Optional[str], typer.Option(help="A wrapper folder, 'default', or none.")] = None,
+    wrapper: Annotated[str | None, typer.Option(help="A wrapper folder, 'default', or none.")] = None,
     max_tokens: Annotated[int, typer.Option(help="Tokens per answer.")] = 256,
-    system: Annotated[Optional[str], typer.Option(help="System prompt.")] = None,
+    system: Annotated[str | None, typer.Option(help="System prompt.")] = None,
 ) -> None:
     """A plain chat REPL on a model (with a wrapper: its uncertainty after each answer)."""
     from metaspider.core.chat_repl import run_chat

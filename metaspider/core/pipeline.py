@@ -52,6 +52,7 @@ class Assessment:
 @dataclass
 class Result:
     """A whole pass 2: the text, the uncertainty from pass 1, why generation ended, and every token."""
+
     text: str
     uncertainty: Uncertainty
     end: GenerationEnd

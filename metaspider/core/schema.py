@@ -28,7 +28,7 @@ class Schema(BaseModel):
         names = tuple(type(self).model_fields)
         if len(args) > len(names):
             raise TypeError(f"{type(self).__name__} takes at most {len(names)} positional arguments")
-        kwargs.update(zip(names, args))
+        kwargs.update(zip(names, args, strict=False))
         try:
             super().__init__(**kwargs)
         except ValidationError as exc:

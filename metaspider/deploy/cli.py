@@ -30,7 +30,9 @@ def export(
     ),
     doubt: float = typer.Option(1.0, "--doubt", help="Control vector: u' baked in (1 full doubt, 0 full confidence)."),
     model: str | None = typer.Option(
-        None, "--model", help="Base model: picks the 'default' wrapper; the control vector runs it (default: the wrapper's)."
+        None,
+        "--model",
+        help="Base model: picks the 'default' wrapper; the control vector runs it (default: the wrapper's).",
     ),
     calibration: str | None = typer.Option(
         None, "--calibration", help="Control vector: data set whose calib split is averaged (default: the wrapper's)."

@@ -97,7 +97,9 @@ def verify(
     torch_backbone = load_backbone(model, "torch", n_threads=n_threads)
     torch_pipeline = Pipeline(torch_backbone, opened.runtime(torch_backbone))
     rows = [_compare(item_id, messages, torch_pipeline, llama) for item_id, messages in prompts]
-    return _report(model, str(wrapper if not isinstance(wrapper, Wrapper) else opened.source), dataset, split, llama, rows)
+    return _report(
+        model, str(wrapper if not isinstance(wrapper, Wrapper) else opened.source), dataset, split, llama, rows
+    )
 
 
 def _compare(item_id: str, messages: list[Message], torch_side: Pipeline, llama_side: Pipeline) -> ItemParity:
@@ -132,7 +134,9 @@ def _min_cosine(a: np.ndarray, b: np.ndarray) -> float:
     return float(row_cosines(a, b).min())
 
 
-def _report(model: str, sidecar: str, dataset: str, split: str, llama: Pipeline, rows: list[ItemParity]) -> ParityReport:
+def _report(
+    model: str, sidecar: str, dataset: str, split: str, llama: Pipeline, rows: list[ItemParity]
+) -> ParityReport:
     diffs = [abs(r.u_torch - r.u_llama) for r in rows]
     config = llama.wrapper.config
     report = ParityReport(

@@ -42,8 +42,8 @@ def build_agent(
 ) -> CompiledStateGraph:
     """The graph for `spec`. `extra_tools` (your own LangChain tools) are offered for every question,
     after the spec's tools. Raises MetaspiderError for a model, wrapper or calibration that cannot be used."""
-    from metaspider.core.wrapper.handle import resolve_wrapper_path
     from metaspider.core.models.registry import resolve
+    from metaspider.core.wrapper.handle import resolve_wrapper_path
 
     resolve(spec.model)
     if spec.wrapper is not None:
@@ -82,6 +82,7 @@ def run_config(thread_id: str, gain: float | None = None, modifier: str | None =
 class TurnResult:
     """The outcome of one agent turn on a thread: the answer, the decision (answered, refused, used a tool,
     escalated), u, the tool calls made and a pending escalation, if any."""
+
     thread_id: str
     answer: str | None
     decision: Outcome | None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -25,9 +25,9 @@ def agent() -> None:
 @agent_app.command("run")
 def run(
     spec: Annotated[Path, typer.Argument(help="The agent spec, e.g. agents/qa.yaml.")],
-    question: Annotated[Optional[str], typer.Option("--question", "-q", help="Ask one question and exit.")] = None,
+    question: Annotated[str | None, typer.Option("--question", "-q", help="Ask one question and exit.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="With --question: print one JSON object.")] = False,
-    thread: Annotated[Optional[str], typer.Option("--thread", help="Conversation thread to continue.")] = None,
+    thread: Annotated[str | None, typer.Option("--thread", help="Conversation thread to continue.")] = None,
 ) -> None:
     """Open the REPL on SPEC, or answer --question. An escalation to a human reads the reply from the
     terminal (or one line of standard input); without one the turn stays paused on its thread."""

@@ -25,7 +25,9 @@ MESSAGE_OVERHEAD = 8
 CountTokens = Callable[[str], int]
 
 
-def cap_tool_result(text: str, limit: int, tokenize: Callable[[str], list[int]], detokenize: Callable[[list[int]], str]) -> str:
+def cap_tool_result(
+    text: str, limit: int, tokenize: Callable[[str], list[int]], detokenize: Callable[[list[int]], str]
+) -> str:
     """`text` cut to `limit` tokens, with a marker giving how many tokens were dropped."""
     ids = tokenize(text)
     if len(ids) <= limit:

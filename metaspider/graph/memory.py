@@ -104,7 +104,9 @@ class Memory:
                 "SELECT thread_id FROM metaspider_threads ORDER BY used_at DESC LIMIT 1"
             ).fetchone()
         except sqlite3.Error as exc:
-            raise MemoryFileError(f"memory: cannot read the threads of {self.path}: {exc}; {_way_on(self.path)}") from None
+            raise MemoryFileError(
+                f"memory: cannot read the threads of {self.path}: {exc}; {_way_on(self.path)}"
+            ) from None
         return row[0] if row else None
 
     def touch(self, thread_id: str) -> None:

@@ -30,7 +30,6 @@ from metaspider.graph.state import AgentState, Route
 from metaspider.runtime.chat_model import MetaSpiderChatModel
 from metaspider.tools.specs import CalculatorSpec, HttpGetSpec, KnowledgeBaseSpec, ToolSpec
 
-
 N_CTX = 2048
 """The default context window (the spec's `n_ctx:` when it names none)."""
 
@@ -87,7 +86,7 @@ def agent_tools(specs: list[ToolSpec], tools: list[BaseTool]) -> list[AgentTool]
             _applicability(spec),
             _ARGUMENT_COMPLETION.get(type(spec), keep_args),
         )
-        for spec, tool in zip(specs, tools)
+        for spec, tool in zip(specs, tools, strict=False)
     ]
 
 
@@ -192,7 +191,7 @@ def _is_answer(message: BaseMessage) -> bool:
 
 
 def _context_line(result: dict[str, Any]) -> str:
-    """"calculator: 1234 * 5678 = 7006652": a bare number would lose what it is the result of."""
+    """ "calculator: 1234 * 5678 = 7006652": a bare number would lose what it is the result of."""
     if result["name"] == "calculator" and "expression" in result["args"] and result["status"] != "error":
         return f"calculator: {result['args']['expression']} = {result['result']}"
     return f"{result['name']}: {result['result']}"

@@ -16,6 +16,7 @@ from metaspider.graph.state import Route
 class Thresholds:
     """The u thresholds the agent routes on (answer / use a tool / escalate), and where the answer threshold came
     from (the spec, or a calibrated guarantee)."""
+
     answer_below: float
     tool_below: float | None = None
     escalate_above: float | None = None
@@ -26,6 +27,7 @@ class Thresholds:
 @dataclass(frozen=True)
 class Decision:
     """Where a question goes after pass 1, and why (shown by `/why`)."""
+
     route: Route
     reason: str
 

@@ -45,6 +45,7 @@ def run_repl(spec: AgentSpec, thread_id: str | None, console: Console | None = N
 
 class Repl:
     """The REPL's loop and its slash commands over one agent session."""
+
     def __init__(self, session: AgentSession, console: Console):
         self.session = session
         self.console = console
@@ -129,7 +130,9 @@ class Repl:
                 if node == "tool":
                     call = update["tool_calls"][-1]
                     args = ", ".join(f"{k}={v!r}" for k, v in call["args"].items())
-                    self.console.print(f"[magenta]tool[/] {escape(call['name'])}({escape(args)}) → {escape(_short(call['result']))}")
+                    self.console.print(
+                        f"[magenta]tool[/] {escape(call['name'])}({escape(args)}) → {escape(_short(call['result']))}"
+                    )
                 elif node == "refuse":
                     self.console.print(f"[bold blue]agent>[/] {escape(update['messages'][-1].text)}")
                 elif node == "escalate" and not started:
@@ -242,4 +245,3 @@ def uncertainty_bar(score: float | None, thresholds: Thresholds) -> Text:
 def _short(text: str, limit: int = 100) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
-

@@ -23,7 +23,9 @@ from metaspider.core.names import Backend, ModifierName
 from metaspider.errors import MetaspiderError
 from metaspider.tools.specs import SpecPath, ToolSpec
 
-MemoryLocation = Annotated[Annotated[str, Field(pattern=r"^postgres(ql)?://")] | SpecPath, Field(union_mode="left_to_right")]
+MemoryLocation = Annotated[
+    Annotated[str, Field(pattern=r"^postgres(ql)?://")] | SpecPath, Field(union_mode="left_to_right")
+]
 """A PostgreSQL URL stays as written; anything else is a SQLite file, relative to the spec."""
 Probability = Annotated[float, Field(ge=0, le=1)]
 
@@ -74,11 +76,13 @@ class Policy(_SpecModel):
 
 class HumanEscalation(_SpecModel):
     """Escalate to a person: the agent pauses and waits for their reply."""
+
     kind: Literal["human"]
 
 
 class ModelEscalation(_SpecModel):
     """Escalate to another (usually bigger) model, with its own wrapper, modifier and gain."""
+
     kind: Literal["model"]
     model: str
     backend: Backend = "llama_cpp"
@@ -90,6 +94,7 @@ Escalation = Annotated[HumanEscalation | ModelEscalation, Field(discriminator="k
 class AgentSpec(_SpecModel):
     """An agent spec (`agents/*.yaml`): the model and wrapper, the routing policy on u, the tools, the escalation,
     memory and prompt. Validated strictly, so a typo is an error that names its line."""
+
     model: str
     backend: Backend = "llama_cpp"
     wrapper: str | None = "default"
@@ -113,9 +118,7 @@ class AgentSpec(_SpecModel):
     def _tool_names_are_unique(cls, tools: list[ToolSpec]) -> list[ToolSpec]:
         names = [tool.name for tool in tools]
         if duplicates := sorted({name for name in names if names.count(name) > 1}):
-            raise PydanticCustomError(
-                "duplicate_tool", "tool listed twice: {names}", {"names": ", ".join(duplicates)}
-            )
+            raise PydanticCustomError("duplicate_tool", "tool listed twice: {names}", {"names": ", ".join(duplicates)})
         return tools
 
 

@@ -26,6 +26,7 @@ OUTCOME_LABELS: dict[str, str] = {
 class AgentState(TypedDict, total=False):
     """The agent graph's state on a thread: the messages and, for the current turn, u, the route, the reason,
     the tool calls made and the outcome."""
+
     messages: Annotated[list[AnyMessage], add_messages]
     score: float | None
     """u of the latest assessment (pass 1)."""

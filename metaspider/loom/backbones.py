@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from functools import cache
 
-from metaspider.core.backbones.base import Backbone
 from metaspider.core.backbones import load_backbone
+from metaspider.core.backbones.base import Backbone
 
 
 @cache

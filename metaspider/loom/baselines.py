@@ -48,6 +48,7 @@ def p_true_from_logits(logits: np.ndarray, true_ids: Sequence[int], false_ids: S
 def option_token_ids(tokenize: Callable[[str], list[int]]) -> tuple[list[int], list[int]]:
     """The first token of each spelling of "true" and "false" (with and without a leading space). A
     token that opens both (a bare space) is dropped: it cannot tell the options apart."""
+
     def first_tokens(words: Sequence[str]) -> set[int]:
         return {ids[0] for word in words for text in (word, f" {word}") if (ids := tokenize(text))}
 

@@ -27,6 +27,7 @@ GRID = tuple(round(x, 2) for x in np.linspace(0.01, 1.0, 100))
 class Calibration:
     """A certified threshold: answering when u < threshold keeps the selective risk <= max_risk with probability
     >= 1 - delta; with the coverage and risk measured on the calib split."""
+
     threshold: float
     coverage: float
     risk: float
@@ -46,7 +47,9 @@ def clopper_pearson_upper(errors: int, n: int, alpha: float) -> float:
     return float(beta.ppf(1 - alpha, errors + 1, n - errors))
 
 
-def ltt_threshold(u: ArrayLike, correct: ArrayLike, max_risk: float, delta: float, grid: tuple[float, ...] = GRID) -> Calibration | None:
+def ltt_threshold(
+    u: ArrayLike, correct: ArrayLike, max_risk: float, delta: float, grid: tuple[float, ...] = GRID
+) -> Calibration | None:
     """The largest λ on `grid` whose selective risk is certified ≤ `max_risk` w.p. ≥ 1 − `delta`; None
     when no λ can be certified (too few calibration items, or the model is wrong too often)."""
     if not 0 < max_risk < 1:

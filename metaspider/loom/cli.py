@@ -17,24 +17,44 @@ console = Console(stderr=True)
 
 RunOption = Annotated[Path, typer.Option("--run", help="Run folder (created by collect).")]
 ThreadsOption = Annotated[
-    int | None, typer.Option("--threads", help="CPU threads for the base model (default: all; with --ray: 1 per worker).")
+    int | None,
+    typer.Option("--threads", help="CPU threads for the base model (default: all; with --ray: 1 per worker)."),
 ]
-RayOption = Annotated[bool, typer.Option("--ray", help="Collect on Ray workers (a local Ray cluster unless --ray-address).")]
+RayOption = Annotated[
+    bool, typer.Option("--ray", help="Collect on Ray workers (a local Ray cluster unless --ray-address).")
+]
 RayAddressOption = Annotated[
-    str | None, typer.Option("--ray-address", help="Join this Ray cluster (e.g. auto, HOST:6379, ray://HOST:10001); implies --ray.")
+    str | None,
+    typer.Option(
+        "--ray-address", help="Join this Ray cluster (e.g. auto, HOST:6379, ray://HOST:10001); implies --ray."
+    ),
 ]
-WorkersOption = Annotated[int | None, typer.Option("--workers", help="Ray workers, each with its own model copy (default: fill the CPUs).")]
+WorkersOption = Annotated[
+    int | None, typer.Option("--workers", help="Ray workers, each with its own model copy (default: fill the CPUs).")
+]
 
 
 @loom_app.command("collect")
 def collect_command(
     run: RunOption,
     model: Annotated[str, typer.Option("--model", help="Base model name or GGUF path.")] = "smollm2-135m",
-    dataset: Annotated[str, typer.Option("--dataset", help="mmlu, countries, a topic of docs/topics.md (elements, ..., mixture), or a JSONL file.")] = "countries",
+    dataset: Annotated[
+        str,
+        typer.Option(
+            "--dataset", help="mmlu, countries, a topic of docs/topics.md (elements, ..., mixture), or a JSONL file."
+        ),
+    ] = "countries",
     split: Annotated[str, typer.Option("--split", help="train, val, calib, test or all.")] = "train",
-    limit: Annotated[int | None, typer.Option("--limit", help="Only N questions of the split, picked by a hash of their id (every subject).")] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", help="Only N questions of the split, picked by a hash of their id (every subject)."),
+    ] = None,
     consistency: Annotated[
-        int, typer.Option("--consistency", help="Sample 5 answers at T=0.7 for N questions of the split (hash-picked) to score consistency.")
+        int,
+        typer.Option(
+            "--consistency",
+            help="Sample 5 answers at T=0.7 for N questions of the split (hash-picked) to score consistency.",
+        ),
     ] = 0,
     threads: ThreadsOption = None,
     ray: RayOption = False,
@@ -58,7 +78,9 @@ def collect_command(
         if folder.has_config():
             config = folder.config()
             if config.model != model:
-                raise MetaspiderError(f"{run} was collected with --model {config.model}, not {model}: use another --run folder")
+                raise MetaspiderError(
+                    f"{run} was collected with --model {config.model}, not {model}: use another --run folder"
+                )
         else:
             read, inject = default_layers(backbone.n_layers)
             config = RunConfig(model, backbone.fingerprint, read, inject, min(inject) - 1)
@@ -73,7 +95,9 @@ def collect_command(
 def train_command(
     run: RunOption,
     stage: Annotated[str, typer.Option("--stage", help="a (confidence), b (injection) or all.")] = "all",
-    epochs: Annotated[int | None, typer.Option("--epochs", help="Epochs per stage (default: A up to 30, B 5; early stopping on val).")] = None,
+    epochs: Annotated[
+        int | None, typer.Option("--epochs", help="Epochs per stage (default: A up to 30, B 5; early stopping on val).")
+    ] = None,
     threads: ThreadsOption = None,
 ) -> None:
     """Train the wrapper on the run's train split (early stopping and calibration on val)."""
@@ -100,10 +124,17 @@ def eval_command(
     dataset: Annotated[str | None, typer.Option("--dataset", help="Default: the run's training data set.")] = None,
     split: Annotated[str, typer.Option("--split", help="train, val, calib, test or all.")] = "test",
     model: Annotated[str | None, typer.Option("--model", help="Base model (default: the wrapper's).")] = None,
-    wrapper: Annotated[str | None, typer.Option("--wrapper", help="A wrapper folder, or 'default' (shipped). Default: the run's.")] = None,
-    limit: Annotated[int | None, typer.Option("--limit", help="Only N questions of the split, picked by a hash of their id (every subject).")] = None,
+    wrapper: Annotated[
+        str | None, typer.Option("--wrapper", help="A wrapper folder, or 'default' (shipped). Default: the run's.")
+    ] = None,
+    limit: Annotated[
+        int | None,
+        typer.Option("--limit", help="Only N questions of the split, picked by a hash of their id (every subject)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print report.json to stdout.")] = False,
-    record: Annotated[bool, typer.Option("--record", help="Also store the headline figures in the wrapper's manifest.")] = False,
+    record: Annotated[
+        bool, typer.Option("--record", help="Also store the headline figures in the wrapper's manifest.")
+    ] = False,
     threads: ThreadsOption = None,
     ray: RayOption = False,
     ray_address: RayAddressOption = None,
@@ -131,7 +162,9 @@ def eval_command(
         if not trained_on:
             raise MetaspiderError("pass --dataset: the wrapper names no training data set")
         dataset = trained_on[0]
-    report = evaluate(folder, wrapper_dir, dataset, split, limit, threads, _ray_options(ray, ray_address, workers, threads))
+    report = evaluate(
+        folder, wrapper_dir, dataset, split, limit, threads, _ray_options(ray, ray_address, workers, threads)
+    )
     if record:
         record_headline(wrapper_dir, report)
     if as_json:
@@ -155,7 +188,9 @@ def calibrate_command(
     run: RunOption,
     max_risk: Annotated[float, typer.Option("--max-risk", help="Highest acceptable selective risk (error rate).")],
     delta: Annotated[float, typer.Option("--delta", help="Allowed probability that the guarantee fails.")] = 0.1,
-    dataset: Annotated[str | None, typer.Option("--dataset", help="Calibration data set (default: the training ones).")] = None,
+    dataset: Annotated[
+        str | None, typer.Option("--dataset", help="Calibration data set (default: the training ones).")
+    ] = None,
 ) -> None:
     """Certify an answer threshold on the calib split (risk <= A w.p. >= 1 - D); store it in the wrapper."""
     from metaspider.loom.calibrate import calibrate
@@ -170,9 +205,21 @@ def calibrate_command(
 
 @loom_app.command("lotocv")
 def lotocv_command(
-    run: Annotated[list[Path], typer.Option("--run", help="Run folder(s) of one model: one with many data sets, a mixed one, or one per topic.")],
-    by: Annotated[str, typer.Option("--by", help="Topic = each data set, each item's subject, or auto (subject for a single data set).")] = "auto",
-    out: Annotated[Path | None, typer.Option("--out", help="Where to write the JSON (default: RUN/lotocv.json of the first run).")] = None,
+    run: Annotated[
+        list[Path],
+        typer.Option(
+            "--run", help="Run folder(s) of one model: one with many data sets, a mixed one, or one per topic."
+        ),
+    ],
+    by: Annotated[
+        str,
+        typer.Option(
+            "--by", help="Topic = each data set, each item's subject, or auto (subject for a single data set)."
+        ),
+    ] = "auto",
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Where to write the JSON (default: RUN/lotocv.json of the first run).")
+    ] = None,
     threads: ThreadsOption = None,
 ) -> None:
     """Leave-one-topic-out: stage A and the probes trained on the other topics, scored on each topic's test
@@ -196,7 +243,9 @@ def lotocv_command(
         table.add_column(column, justify="left" if column == "topic" else "right")
     rows = [(name, r["n"], r["base_accuracy"], r["auroc"]) for name, r in result["topics"].items()]
     for name, n, accuracy, auroc in [*rows, ("mean", "", None, result["mean_auroc"])]:
-        table.add_row(name, str(n), "" if accuracy is None else f"{accuracy:.2f}", *(_cell(auroc.get(m)) for m in methods))
+        table.add_row(
+            name, str(n), "" if accuracy is None else f"{accuracy:.2f}", *(_cell(auroc.get(m)) for m in methods)
+        )
     # eleven columns of figures: never let a narrow or piped console abbreviate them
     Console(stderr=True, width=max(console.width, 150)).print(table)
     console.print(f"consistency run on: {', '.join(result['consistency_topics']) or 'no topic'}\nresults: {target}")

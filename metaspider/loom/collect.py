@@ -36,6 +36,7 @@ TIMES_FILE = "collect_times.json"
 @dataclass(frozen=True)
 class CollectSummary:
     """What one collect did: how many items the split has and how many were new (the rest were stored already)."""
+
     dataset: str
     split: str
     n_items: int
@@ -85,7 +86,9 @@ def collect(
     Sample consistency costs five generations a question: it runs on a hash-picked `consistency` of the
     split's questions only (0: none)."""
     if backbone.fingerprint != config.fingerprint:
-        raise MetaspiderError(f"{run.path} was collected with fingerprint {config.fingerprint}, not {backbone.fingerprint}")
+        raise MetaspiderError(
+            f"{run.path} was collected with fingerprint {config.fingerprint}, not {backbone.fingerprint}"
+        )
     run.save_config(config)
     items = sample_items(split_items(load_items(dataset), split), limit)
     done = run.stored_ids(dataset, split)
@@ -95,7 +98,9 @@ def collect(
     collect_item = ItemCollector(backbone, config)
     started = time.monotonic()
     with progress_bar() as progress:
-        task = progress.add_task(f"collect {dataset}/{split}", total=len(items), completed=len(items) - len(todo), info="")
+        task = progress.add_task(
+            f"collect {dataset}/{split}", total=len(items), completed=len(items) - len(todo), info=""
+        )
         for item in todo:
             result = collect_item(item, consistency=item.id in with_consistency)
             records.append(result.record)
@@ -171,7 +176,9 @@ class ItemCollector:
             prefix = None
             if config.prefix_layer is not None:
                 target = target_ids(backbone, messages, answer.text.strip() if correct else REFUSAL_SENTENCE)
-                prefix = _prefix_states(backbone, ids, target, config.prefix_layer, states[self.layers.index(config.prefix_layer)])
+                prefix = _prefix_states(
+                    backbone, ids, target, config.prefix_layer, states[self.layers.index(config.prefix_layer)]
+                )
                 record["target"] = target
                 record["prefix_len"] = len(prefix)
         return CollectedItem(record, acts.astype(np.float16), acts_post.astype(np.float16), prefix)
@@ -203,10 +210,19 @@ def greedy_answer(backbone: Backbone, ids: Sequence[int]) -> Answer:
     msp = sum(math.exp(t.logprob) for t in scored) / len(scored)
     entropy = sum(t.entropy for t in scored) / len(scored)
     first = scored[0]
-    return Answer(text, float(msp), float(entropy), math.exp(first.logprob), float(first.entropy), tuple(t.token_id for t in scored))
+    return Answer(
+        text,
+        float(msp),
+        float(entropy),
+        math.exp(first.logprob),
+        float(first.entropy),
+        tuple(t.token_id for t in scored),
+    )
 
 
-def sample_answers(backbone: Backbone, ids: Sequence[int], item_id: str, k: int = baselines.CONSISTENCY_SAMPLES) -> list[str]:
+def sample_answers(
+    backbone: Backbone, ids: Sequence[int], item_id: str, k: int = baselines.CONSISTENCY_SAMPLES
+) -> list[str]:
     """k answers sampled at temperature 0.7, seeded per item, otherwise as the greedy answer."""
     texts = []
     for index in range(k):
@@ -240,7 +256,9 @@ def target_ids(backbone: Backbone, messages: list[dict], reply: str) -> list[int
     raise MetaspiderError(f"{backbone.name}'s chat template closes an assistant turn with no end-of-turn token")
 
 
-def _prefix_states(backbone: Backbone, ids: list[int], target: list[int], layer: int, prompt_states: np.ndarray) -> np.ndarray:
+def _prefix_states(
+    backbone: Backbone, ids: list[int], target: list[int], layer: int, prompt_states: np.ndarray
+) -> np.ndarray:
     """The layer's output at every input position of prompt + target (the last target token is only a
     label). The prompt part was captured already; only the target tokens are evaluated here."""
     full = ids + target
@@ -251,7 +269,9 @@ def _prefix_states(backbone: Backbone, ids: list[int], target: list[int], layer:
     return np.concatenate(parts).astype(np.float16)
 
 
-def _flush(run: RunFolder, dataset: str, split: str, records: list, acts: list, acts_post: list, prefixes: list) -> None:
+def _flush(
+    run: RunFolder, dataset: str, split: str, records: list, acts: list, acts_post: list, prefixes: list
+) -> None:
     if not records:
         return
     arrays = {"acts": np.stack(acts), "acts_post": np.stack(acts_post)}

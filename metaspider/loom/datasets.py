@@ -128,11 +128,13 @@ def _position(share: float, size: int) -> int:
 
 def to_messages(item: Item) -> list[dict[str, str]]:
     """The chat prompt for an item: its earlier turns, then one user message."""
-    earlier = [{"role": role, "content": text} for turn in item.history for role, text in zip(("user", "assistant"), turn)]
+    earlier = [
+        {"role": role, "content": text} for turn in item.history for role, text in zip(("user", "assistant"), turn, strict=False)
+    ]
     if item.kind == "open_ended":
         content = item.question
     elif item.is_multiple_choice:
-        options = "\n".join(f"{letter}. {choice}" for letter, choice in zip(string.ascii_uppercase, item.choices))
+        options = "\n".join(f"{letter}. {choice}" for letter, choice in zip(string.ascii_uppercase, item.choices, strict=False))
         content = f"{item.question}\n\n{options}\n\nAnswer with the letter only."
     else:
         content = f"{item.question}\nAnswer in a few words."
@@ -219,7 +221,9 @@ def _read_countries() -> list[dict]:
     try:
         folder = resources.files("countryinfo") / "data"
     except ModuleNotFoundError:
-        raise MetaspiderError("the countries data set needs the `countryinfo` package: pip install countryinfo==1.0.1") from None
+        raise MetaspiderError(
+            "the countries data set needs the `countryinfo` package: pip install countryinfo==1.0.1"
+        ) from None
     by_code: dict[str, dict] = {}
     for entry in sorted(folder.iterdir(), key=lambda entry: entry.name):
         if not entry.name.endswith(".json"):

@@ -47,6 +47,7 @@ COVERAGES = ("0.25", "0.5", "0.75")
 class DoubterReplies:
     """The Doubter's pass-2 replies to each evaluated question: text, whether it refused, whether the text is
     right, and the u' fed back."""
+
     text: list[str]
     refused: np.ndarray
     correct: np.ndarray
@@ -78,7 +79,9 @@ def evaluate(
     correct = data.labels("correct")
     u = wrapper_u(wrapper_dir, manifest.base_fingerprint, data.acts)
     msp_u, entropy_u, baseline_fit = _baselines(run, dataset, split, data)
-    replies = doubter_replies(run, backbone, wrapper_dir, manifest, dataset, split, items) if has_stage_b(manifest) else None
+    replies = (
+        doubter_replies(run, backbone, wrapper_dir, manifest, dataset, split, items) if has_stage_b(manifest) else None
+    )
     report = build_report(correct, msp_u, entropy_u, u, replies, manifest)
     report |= {
         "model": config.model,
@@ -119,8 +122,10 @@ def record_headline(folder: Path, report: dict[str, Any]) -> None:
         "n": report["n"],
         "base_accuracy": report["base_accuracy"],
         "auroc": {name: methods[name]["auroc"] for name in ("msp", "entropy", "wrapper")},
-        "doubter": doubter and {
-            key: doubter[key] for key in ("coverage", "selective_accuracy_at_own_coverage", "msp_selective_accuracy_at_same_coverage")
+        "doubter": doubter
+        and {
+            key: doubter[key]
+            for key in ("coverage", "selective_accuracy_at_own_coverage", "msp_selective_accuracy_at_same_coverage")
         },
     }
     key = f"{dataset_key(report['dataset'])}/{report['split']}"
@@ -128,7 +133,12 @@ def record_headline(folder: Path, report: dict[str, Any]) -> None:
 
 
 def build_report(
-    correct: np.ndarray, msp_u: np.ndarray, entropy_u: np.ndarray, u: np.ndarray, replies: DoubterReplies | None, manifest: WrapperManifest
+    correct: np.ndarray,
+    msp_u: np.ndarray,
+    entropy_u: np.ndarray,
+    u: np.ndarray,
+    replies: DoubterReplies | None,
+    manifest: WrapperManifest,
 ) -> dict[str, Any]:
     """`replies` None (a stage-A wrapper): the report has no `doubter` method, only the read-only u."""
     wrapper = _ranking(u, correct, with_auroc=True) | {
@@ -148,7 +158,9 @@ def build_report(
     }
 
 
-def _doubter_method(correct: np.ndarray, msp_u: np.ndarray, u: np.ndarray, replies: DoubterReplies, manifest: WrapperManifest) -> dict[str, Any]:
+def _doubter_method(
+    correct: np.ndarray, msp_u: np.ndarray, u: np.ndarray, replies: DoubterReplies, manifest: WrapperManifest
+) -> dict[str, Any]:
     answered = ~replies.refused
     own_coverage = float(answered.mean())
     msp_threshold = metrics.threshold_for_coverage(msp_u, own_coverage)
@@ -180,13 +192,17 @@ def doubter_replies(
     pipeline = Pipeline(backbone, runtime, manifest.modifier, manifest.gain)
     todo = [item for item in items if item.id not in stored]
     with progress_bar() as progress:
-        task = progress.add_task(f"doubter {dataset}/{split}", total=len(items), completed=len(items) - len(todo), info="")
+        task = progress.add_task(
+            f"doubter {dataset}/{split}", total=len(items), completed=len(items) - len(todo), info=""
+        )
         cache.parent.mkdir(parents=True, exist_ok=True)
         with cache.open("a", encoding="utf-8") as out:
             for item in todo:
                 with backbone.lock:
                     assessment = pipeline.assess(to_messages(item))
-                    result_text = "".join(t.text for t in pipeline.stream(assessment, ANSWER_PARAMS) if isinstance(t, TokenOut))
+                    result_text = "".join(
+                        t.text for t in pipeline.stream(assessment, ANSWER_PARAMS) if isinstance(t, TokenOut)
+                    )
                 u = assessment.uncertainty.score
                 u_mod = pipeline.modifier.apply(u)
                 row = {"id": item.id, "text": result_text, "u": u, "u_mod": u if u_mod is None else float(u_mod)}
@@ -197,7 +213,7 @@ def doubter_replies(
     rows = [stored[item.id] for item in items]
     texts = [row["text"] for row in rows]
     refused = np.array([is_refusal(t) for t in texts])
-    correct = np.array([not r and is_correct(item, t) for item, t, r in zip(items, texts, refused)])
+    correct = np.array([not r and is_correct(item, t) for item, t, r in zip(items, texts, refused, strict=False)])
     return DoubterReplies(texts, refused, correct, np.array([row["u_mod"] for row in rows]))
 
 
@@ -244,13 +260,17 @@ def platt(x: np.ndarray, wrong: np.ndarray) -> Callable[[np.ndarray], np.ndarray
 def _run_config(run: RunFolder, manifest: WrapperManifest) -> RunConfig:
     if run.has_config():
         config = run.config()
-        if config.fingerprint != manifest.base_fingerprint or not set(manifest.config.read_layers) <= set(config.read_layers):
+        if config.fingerprint != manifest.base_fingerprint or not set(manifest.config.read_layers) <= set(
+            config.read_layers
+        ):
             raise MetaspiderError(
                 f"{run.path} was collected for {config.model} with layers {list(config.read_layers)}; the wrapper "
                 f"needs {manifest.base_model} with layers {list(manifest.config.read_layers)}: use another --run folder"
             )
         return config
-    return RunConfig(manifest.base_model, manifest.base_fingerprint, manifest.config.read_layers, manifest.config.inject_layers, None)
+    return RunConfig(
+        manifest.base_model, manifest.base_fingerprint, manifest.config.read_layers, manifest.config.inject_layers, None
+    )
 
 
 def _select(data: Collected, items: list[Item]) -> Collected:

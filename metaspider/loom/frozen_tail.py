@@ -25,6 +25,7 @@ Offsets = Callable[[int, Tensor], Tensor | None]
 class FrozenTail:
     """The Torch backbone's blocks from `first_block` on, plus the final norm and LM head, run on stored
     activations: stage B trains through the frozen model without re-running the layers below."""
+
     def __init__(self, backbone: TorchBackbone, first_block: int):
         model = backbone.model
         inner = model.model

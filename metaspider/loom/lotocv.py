@@ -73,7 +73,7 @@ def load_pool(runs: Sequence[RunFolder], by: str = "auto") -> Pool:
     if len({(c.fingerprint, c.read_layers) for c in configs}) > 1:
         raise MetaspiderError(
             "the runs were collected with different models or read layers: "
-            + ", ".join(f"{run.path} ({c.model}, layers {list(c.read_layers)})" for run, c in zip(runs, configs))
+            + ", ".join(f"{run.path} ({c.model}, layers {list(c.read_layers)})" for run, c in zip(runs, configs, strict=False))
         )
     parts = []
     for run in runs:
@@ -83,7 +83,9 @@ def load_pool(runs: Sequence[RunFolder], by: str = "auto") -> Pool:
                 if (folder / split).is_dir():
                     parts.append((folder.name, split, run.load(folder.name, split)))
     if not parts:
-        raise MetaspiderError(f"nothing collected in {', '.join(str(r.path) for r in runs)}: run `metaloom collect` first")
+        raise MetaspiderError(
+            f"nothing collected in {', '.join(str(r.path) for r in runs)}: run `metaloom collect` first"
+        )
     datasets = {name for name, _, _ in parts}
     by_subject = by == "subject" or (by == "auto" and len(datasets) == 1)
     topic, origin, split, records = [], [], [], []
@@ -149,7 +151,9 @@ def rank_metrics(score: np.ndarray, correct: np.ndarray) -> dict[str, float]:
     }
 
 
-def probe_scores(train_x: np.ndarray, train_wrong: np.ndarray, val_x: np.ndarray, val_wrong: np.ndarray, test_x: np.ndarray) -> np.ndarray:
+def probe_scores(
+    train_x: np.ndarray, train_wrong: np.ndarray, val_x: np.ndarray, val_wrong: np.ndarray, test_x: np.ndarray
+) -> np.ndarray:
     """P(wrong) on `test_x` [N, R, d] from one standardised logistic regression per read layer (its C
     chosen on val by log-loss), averaged over the layers: the plain linear probe of the literature."""
     out = np.zeros(len(test_x))
@@ -186,7 +190,9 @@ def wrapper_scores(
     for layers in read_layer_candidates(config.read_layers, config.inject_layers):
         columns = [config.read_layers.index(layer) for layer in layers]
         wrapper = new_wrapper(int(train_x.shape[-1]), layers, config.inject_layers)
-        result = train_stage_a(wrapper, train_x[:, columns], train_wrong, val_x[:, columns], val_wrong, settings or StageASettings())
+        result = train_stage_a(
+            wrapper, train_x[:, columns], train_wrong, val_x[:, columns], val_wrong, settings or StageASettings()
+        )
         if best is None or result.val_loss < best[0]:
             best = (result.val_loss, wrapper, columns)
     _, wrapper, columns = best
@@ -214,10 +220,14 @@ def lotocv(
         if not test.any():
             raise MetaspiderError(f"topic {name!r} has no test questions in the runs")
         if not train.any() or not val.any():
-            raise MetaspiderError(f"leaving out {name!r} leaves no train or no val questions: collect the other topics' train and val splits")
+            raise MetaspiderError(
+                f"leaving out {name!r} leaves no train or no val questions: collect the other topics' train and val splits"
+            )
         wrong = ~pool.correct
         scores: dict[str, np.ndarray] = {
-            "wrapper": wrapper_scores(pool.config, pool.acts[train], wrong[train], pool.acts[val], wrong[val], pool.acts[test], stage_a),
+            "wrapper": wrapper_scores(
+                pool.config, pool.acts[train], wrong[train], pool.acts[val], wrong[val], pool.acts[test], stage_a
+            ),
             "linear_probe": probe_scores(pool.acts[train], wrong[train], pool.acts[val], wrong[val], pool.acts[test]),
         }
         if pool.acts_post is not None:

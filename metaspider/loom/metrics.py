@@ -19,7 +19,9 @@ def _scores_and_wrong(u: ArrayLike, correct: ArrayLike) -> tuple[np.ndarray, np.
     scores = np.asarray(u, dtype=float)
     wrong = ~np.asarray(correct, dtype=bool)
     if scores.ndim != 1 or scores.shape != wrong.shape or scores.size == 0:
-        raise ValueError(f"u and correct must be equal-length non-empty 1-D arrays, got {scores.shape} and {wrong.shape}")
+        raise ValueError(
+            f"u and correct must be equal-length non-empty 1-D arrays, got {scores.shape} and {wrong.shape}"
+        )
     return scores, wrong
 
 

@@ -49,14 +49,19 @@ def targets(report: dict[str, Any]) -> dict[str, bool]:
     return found | {
         "doubter_coverage_at_least_0.4": doubter["coverage"] >= 0.4,
         "doubter_selective_accuracy_at_least_base_plus_0.2": own >= report["base_accuracy"] + 0.2,
-        "doubter_selective_accuracy_at_least_msp_at_same_coverage": own >= _num(doubter["msp_selective_accuracy_at_same_coverage"]),
+        "doubter_selective_accuracy_at_least_msp_at_same_coverage": own
+        >= _num(doubter["msp_selective_accuracy_at_same_coverage"]),
     }
 
 
 def markdown(report: dict[str, Any]) -> str:
     """report.md: the table of methods, the Doubter's refusals and the targets, for a human reader."""
     methods = report["methods"]
-    domain = "cross-domain (never seen in training)" if report.get("cross_domain") else "a held-out split of a training data set"
+    domain = (
+        "cross-domain (never seen in training)"
+        if report.get("cross_domain")
+        else "a held-out split of a training data set"
+    )
     lines = [
         f"# {report.get('model', '?')}: {report.get('dataset', '?')} / {report.get('split', '?')}",
         "",
@@ -89,7 +94,7 @@ def markdown(report: dict[str, Any]) -> str:
         lines += [
             "",
             "Notes: the Doubter's curve ranks its answers by u' and its refusals after them; a refused question counts "
-            "with the pass-1 answer it would have given. McNemar compares per question \"no error\" (a right answer or "
+            'with the pass-1 answer it would have given. McNemar compares per question "no error" (a right answer or '
             "a refusal) of the Doubter and of MSP thresholded at the Doubter's coverage.",
         ]
     lines += ["", "![risk-coverage](risk_coverage.png)", ""]
@@ -99,7 +104,11 @@ def markdown(report: dict[str, Any]) -> str:
 def _doubter_lines(report: dict[str, Any]) -> list[str]:
     doubter = report["methods"]["doubter"]
     if doubter is None:
-        return ["", "**Doubter**: not evaluated: the wrapper was trained by stage A alone (no meta-attention heads, no text refusals).", ""]
+        return [
+            "",
+            "**Doubter**: not evaluated: the wrapper was trained by stage A alone (no meta-attention heads, no text refusals).",
+            "",
+        ]
     return [
         "",
         f"**Doubter (text refusals, modifier {doubter['modifier']['name']} bias {doubter['modifier']['bias']}, gain {doubter['gain']})**",

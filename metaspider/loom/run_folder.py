@@ -77,7 +77,9 @@ class Collected:
         collected)."""
         missing = sorted(set(wanted) - set(collected))
         if missing:
-            raise MetaspiderError(f"the wrapper reads layers {missing}, which this run did not collect (it has {list(collected)})")
+            raise MetaspiderError(
+                f"the wrapper reads layers {missing}, which this run did not collect (it has {list(collected)})"
+            )
         columns = [collected.index(layer) for layer in wanted]
         post = None if self.acts_post is None else self.acts_post[:, columns]
         return Collected(self.records, self.acts[:, columns], self.prefix, post)
@@ -85,6 +87,7 @@ class Collected:
 
 class RunFolder:
     """A run folder (layout in the module docstring): collects, the trained wrapper and reports in plain files."""
+
     def __init__(self, path: str | Path):
         self.path = Path(path)
 
@@ -97,7 +100,9 @@ class RunFolder:
         """The run's run.json; a missing or malformed file says what to run."""
         file = self.path / RUN_FILE
         if not file.is_file():
-            raise MetaspiderError(f"{self.path} is not a metaloom run folder (no {RUN_FILE}); run `metaloom collect` first")
+            raise MetaspiderError(
+                f"{self.path} is not a metaloom run folder (no {RUN_FILE}); run `metaloom collect` first"
+            )
         try:
             return RunConfig.from_dict(json.loads(file.read_text(encoding="utf-8")))
         except (json.JSONDecodeError, MetaspiderError) as exc:
@@ -129,7 +134,9 @@ class RunFolder:
         chunks = sorted(self.split_dir(dataset, split).glob("chunk-*.json"))
         return {record["id"] for chunk in chunks for record in json.loads(chunk.read_text(encoding="utf-8"))}
 
-    def write_chunk(self, dataset: str, split: str, records: list[dict[str, Any]], arrays: dict[str, np.ndarray]) -> None:
+    def write_chunk(
+        self, dataset: str, split: str, records: list[dict[str, Any]], arrays: dict[str, np.ndarray]
+    ) -> None:
         """Append one chunk (arrays first, records last, each written atomically)."""
         folder = self.split_dir(dataset, split)
         folder.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from metaspider.core.wrapper.torch_module import MetaWrapper
 @dataclass(frozen=True)
 class StageASettings:
     """Stage A's optimiser and early-stopping settings (recorded in the manifest's training_data)."""
+
     lr: float = 1e-3
     weight_decay: float = 0.01
     batch_size: int = 32
@@ -30,6 +31,7 @@ class StageASettings:
 @dataclass(frozen=True)
 class StageAResult:
     """How stage A ended: epochs run, the best epoch kept, its validation loss."""
+
     epochs: int
     best_epoch: int
     val_loss: float

@@ -35,6 +35,7 @@ from metaspider.loom.run_folder import Collected
 @dataclass(frozen=True)
 class StageBSettings:
     """Stage B's optimiser, schedule, Doubter-bias range and early-stopping settings (recorded in the manifest)."""
+
     bias_range: float = 3.0
     """Training biases are drawn uniformly from [-bias_range, bias_range]."""
     lr: float = 2e-4
@@ -52,6 +53,7 @@ class StageBSettings:
 @dataclass(frozen=True)
 class StageBResult:
     """How stage B ended: epochs run, the best epoch kept, and the validation loss before and after."""
+
     epochs: int
     best_epoch: int
     val_loss_before: float
@@ -78,7 +80,7 @@ def examples(data: Collected, first_token: Callable[[str], int], refusal_first: 
     if data.prefix is None:
         raise MetaspiderError("stage B needs the activations collected with the run's prefix layer")
     out = []
-    for record, acts, states in zip(data.records, data.acts, data.prefix):
+    for record, acts, states in zip(data.records, data.acts, data.prefix, strict=False):
         n_prompt, target = record["n_prompt"], record["target"]
         labels = torch.full((len(states),), -100, dtype=torch.long)
         labels[n_prompt - 1 :] = torch.tensor(target, dtype=torch.long)
@@ -86,7 +88,12 @@ def examples(data: Collected, first_token: Callable[[str], int], refusal_first: 
         switch = first_token(record["answer"].strip() or ".") if wrong else refusal_first
         out.append(
             _Example(
-                torch.from_numpy(acts.astype(np.float32)), torch.from_numpy(states.astype(np.float32)), n_prompt - 1, labels, wrong, switch
+                torch.from_numpy(acts.astype(np.float32)),
+                torch.from_numpy(states.astype(np.float32)),
+                n_prompt - 1,
+                labels,
+                wrong,
+                switch,
             )
         )
     return out
@@ -152,7 +159,9 @@ def batch_loss(wrapper: MetaWrapper, tail: FrozenTail, batch: list[_Example], bi
 
 
 @torch.no_grad()
-def first_tokens(wrapper: MetaWrapper, tail: FrozenTail, data: list[_Example], modifier: Modifier, batch_size: int = 16) -> Tensor:
+def first_tokens(
+    wrapper: MetaWrapper, tail: FrozenTail, data: list[_Example], modifier: Modifier, batch_size: int = 16
+) -> Tensor:
     """The greedy first reply token of each example under the injection with `modifier`: whether pass 2
     opens with the refusal is decided there, so this predicts the Doubter's refusals without generating."""
     out = []
@@ -185,7 +194,11 @@ def _injected_hidden(
 
 
 def evaluate_loss(
-    wrapper: MetaWrapper, tail: FrozenTail, data: list[_Example], batch_size: int, on_step: Callable[[str, float], None] | None = None
+    wrapper: MetaWrapper,
+    tail: FrozenTail,
+    data: list[_Example],
+    batch_size: int,
+    on_step: Callable[[str, float], None] | None = None,
 ) -> float:
     """Token-weighted mean loss over `data`."""
     total, count = 0.0, 0

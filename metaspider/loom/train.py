@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from metaspider.core.wrapper.modifiers import Modifier
-from metaspider.core.wrapper.torch_module import MetaWrapper
 from metaspider.core.wrapper.config import WrapperConfig
 from metaspider.core.wrapper.folder import WrapperManifest, load_torch_wrapper, save_wrapper
+from metaspider.core.wrapper.modifiers import Modifier
+from metaspider.core.wrapper.torch_module import MetaWrapper
 from metaspider.errors import MetaspiderError
 from metaspider.loom import metrics
 from metaspider.loom.frozen_tail import FrozenTail
@@ -37,6 +37,7 @@ right against 35 % for train, and its argmax answered up to u = 0.65)."""
 @dataclass(frozen=True)
 class TrainSummary:
     """What `metaloom train` did: stages run, data sizes, the val AUROC, stage B's loss and the Doubter bias chosen."""
+
     stages: tuple[str, ...]
     n_train: int
     n_val: int
@@ -56,7 +57,14 @@ def default_bottleneck(d_model: int) -> int:
 def new_wrapper(d_model: int, read_layers: tuple[int, ...], inject_layers: tuple[int, ...]) -> MetaWrapper:
     """An untrained wrapper from a fixed seed, so that every read-layer window starts alike."""
     torch.manual_seed(0)
-    return MetaWrapper(WrapperConfig(d_model=d_model, read_layers=read_layers, inject_layers=inject_layers, bottleneck=default_bottleneck(d_model)))
+    return MetaWrapper(
+        WrapperConfig(
+            d_model=d_model,
+            read_layers=read_layers,
+            inject_layers=inject_layers,
+            bottleneck=default_bottleneck(d_model),
+        )
+    )
 
 
 def train(run: RunFolder, stage: str = "all", epochs: int | None = None, threads: int | None = None) -> TrainSummary:
@@ -91,13 +99,19 @@ def train(run: RunFolder, stage: str = "all", epochs: int | None = None, threads
 def training_datasets(run: RunFolder) -> list[str]:
     """Every data set the run holds both a train and a val split of."""
     root = run.path / "collect"
-    found = sorted(p.name for p in root.glob("*") if (p / "train").is_dir() and (p / "val").is_dir()) if root.is_dir() else []
+    found = (
+        sorted(p.name for p in root.glob("*") if (p / "train").is_dir() and (p / "val").is_dir())
+        if root.is_dir()
+        else []
+    )
     if not found:
         raise MetaspiderError(f"{run.path} holds no data set with both a train and a val split: collect them first")
     return found
 
 
-def read_layer_candidates(layers: tuple[int, ...], inject_layers: tuple[int, ...], width: int = READ_WINDOW) -> list[tuple[int, ...]]:
+def read_layer_candidates(
+    layers: tuple[int, ...], inject_layers: tuple[int, ...], width: int = READ_WINDOW
+) -> list[tuple[int, ...]]:
     """Windows of `width` collected layers counted down from the lowest injected block, then all of
     those: the late blocks do not all carry the signal equally, and a nine-layer encoder on a few hundred
     questions overfits to the weaker ones. No window reads above the lowest injected block, so that on
@@ -123,10 +137,20 @@ def _stage_a(run: RunFolder, datasets: list[str], train_data: Collected, val_dat
             wrapper = new_wrapper(d_model, layers, config.inject_layers)
 
             def on_epoch(epoch: int, train_loss: float, val_loss: float) -> None:
-                progress.update(task, completed=index * settings.max_epochs + epoch, info=f"layers {layers[0]}-{layers[-1]} val {val_loss:.3f}")
+                progress.update(
+                    task,
+                    completed=index * settings.max_epochs + epoch,
+                    info=f"layers {layers[0]}-{layers[-1]} val {val_loss:.3f}",
+                )
 
             result = train_stage_a(
-                wrapper, train_data.acts[:, columns], train_wrong, val_data.acts[:, columns], val_wrong, settings, on_epoch
+                wrapper,
+                train_data.acts[:, columns],
+                train_wrong,
+                val_data.acts[:, columns],
+                val_wrong,
+                settings,
+                on_epoch,
             )
             scan.append({"read_layers": list(layers), "val_bce": result.val_loss, "best_epoch": result.best_epoch})
             if best is None or result.val_loss < best[2].val_loss:
@@ -169,7 +193,9 @@ def _stage_b(run, wrapper, manifest, train_data, val_data, epochs, threads) -> d
     config = run.config()
     backbone = torch_backbone(config.model, threads)
     if backbone.fingerprint != manifest.base_fingerprint:
-        raise MetaspiderError(f"{run.wrapper_dir} was trained for {manifest.base_fingerprint}, not {backbone.fingerprint}")
+        raise MetaspiderError(
+            f"{run.wrapper_dir} was trained for {manifest.base_fingerprint}, not {backbone.fingerprint}"
+        )
     tail = FrozenTail(backbone, min(manifest.config.inject_layers))
     tail.check(backbone.chat_ids([{"role": "user", "content": "What is the capital of France?"}]))
     settings = StageBSettings() if epochs is None else StageBSettings(epochs=epochs)
@@ -184,7 +210,9 @@ def _stage_b(run, wrapper, manifest, train_data, val_data, epochs, threads) -> d
     n_train_batches = -(-len(train_examples) // settings.batch_size)
     n_val_batches = -(-len(val_examples) // settings.batch_size)
     with progress_bar() as progress:
-        task = progress.add_task("stage B", total=(settings.epochs + 1) * n_val_batches + settings.epochs * n_train_batches, info="")
+        task = progress.add_task(
+            "stage B", total=(settings.epochs + 1) * n_val_batches + settings.epochs * n_train_batches, info=""
+        )
 
         def on_step(phase: str, loss: float) -> None:
             progress.update(task, advance=1, info=f"{phase} loss {loss:.3f}")
@@ -205,19 +233,23 @@ def _stage_b(run, wrapper, manifest, train_data, val_data, epochs, threads) -> d
     }
 
 
-def doubter_bias_scan(wrapper, tail, val_examples, correct: np.ndarray, refusal_start: int, biases: tuple[float, ...]) -> list[dict[str, float]]:
+def doubter_bias_scan(
+    wrapper, tail, val_examples, correct: np.ndarray, refusal_start: int, biases: tuple[float, ...]
+) -> list[dict[str, float]]:
     """For each Doubter bias, the val questions whose pass 2 would open with the refusal, and the net
     (right answers − wrong answers) of the rest: a record of the knob's effect, checked without generating."""
     rows = []
     for bias in sorted(set(biases)):
         refused = (first_tokens(wrapper, tail, val_examples, Modifier("doubter", bias)) == refusal_start).numpy()
         answered = ~refused
-        rows.append({
-            "bias": bias,
-            "coverage": float(answered.mean()),
-            "net": int(np.sum(correct[answered]) - np.sum(~correct[answered])),
-            "selective_accuracy": metrics.selective_accuracy(answered, correct),
-        })
+        rows.append(
+            {
+                "bias": bias,
+                "coverage": float(answered.mean()),
+                "net": int(np.sum(correct[answered]) - np.sum(~correct[answered])),
+                "selective_accuracy": metrics.selective_accuracy(answered, correct),
+            }
+        )
     return rows
 
 

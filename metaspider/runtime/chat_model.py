@@ -149,7 +149,9 @@ class MetaSpiderChatModel(BaseChatModel):
         formatted = [convert_to_openai_tool(t) for t in tools]
         names = [t["function"]["name"] for t in formatted]
         choice = normalize_tool_choice(tool_choice, names)
-        return cast(Runnable[LanguageModelInput, AIMessage], super().bind(tools=formatted, tool_choice=choice, **kwargs))
+        return cast(
+            Runnable[LanguageModelInput, AIMessage], super().bind(tools=formatted, tool_choice=choice, **kwargs)
+        )
 
     def with_structured_output(
         self,
@@ -181,7 +183,9 @@ class MetaSpiderChatModel(BaseChatModel):
                 response_format = {"type": "json_object"}
             llm = self.bind(response_format=response_format, ls_structured_output_format=trace)
             parser = (
-                PydanticOutputParser(pydantic_object=cast(type[BaseModel], schema)) if is_pydantic else JsonOutputParser()
+                PydanticOutputParser(pydantic_object=cast(type[BaseModel], schema))
+                if is_pydantic
+                else JsonOutputParser()
             )
         else:
             raise MetaspiderError(
@@ -321,7 +325,11 @@ class MetaSpiderChatModel(BaseChatModel):
                     break
                 tokens.append(item)
                 text = holdback.push(item.text)
-                metadata = {"logprobs": {"content": [self._logprob(engine, item)]}} if request.logprobs and item.token_id >= 0 else {}
+                metadata = (
+                    {"logprobs": {"content": [self._logprob(engine, item)]}}
+                    if request.logprobs and item.token_id >= 0
+                    else {}
+                )
                 if text or metadata:
                     yield AIMessageChunk(content=text, response_metadata=metadata)
                 if deadline is not None and time.monotonic() > deadline:
@@ -357,7 +365,7 @@ class MetaSpiderChatModel(BaseChatModel):
 
 
 def normalize_tool_choice(tool_choice: str | dict | bool | None, names: Sequence[str]) -> str:
-    """"auto", "none", "any", or one tool's name."""
+    """ "auto", "none", "any", or one tool's name."""
     if tool_choice is None or tool_choice == "auto" or tool_choice is False:
         return "auto"
     if tool_choice in ("any", "required") or tool_choice is True:
@@ -411,7 +419,9 @@ def _with_tools(request: _Request, tools: list[dict], choice: str, native: bool)
         allowed = tools if forced == "any" else [t for t in tools if t["function"]["name"] == forced]
         grammar = schema_grammar(call_schema(allowed), request.params.max_tokens)
     mode: Literal["auto", "native", "forced"] = "forced" if forced else ("native" if native else "auto")
-    return replace(request, messages=messages, tools=tools if native else None, tool_names=names, mode=mode, grammar=grammar)
+    return replace(
+        request, messages=messages, tools=tools if native else None, tool_names=names, mode=mode, grammar=grammar
+    )
 
 
 def _with_response_format(request: _Request, response_format: dict) -> _Request:
@@ -428,7 +438,11 @@ def _with_response_format(request: _Request, response_format: dict) -> _Request:
         spec = response_format.get("json_schema") or {}
         schema = spec.get("schema", spec)
         instruction = f"Reply with only a JSON object that follows this JSON schema: {json.dumps(schema)}"
-        return replace(request, messages=with_system_text(request.messages, instruction), grammar=schema_grammar(schema, request.params.max_tokens))
+        return replace(
+            request,
+            messages=with_system_text(request.messages, instruction),
+            grammar=schema_grammar(schema, request.params.max_tokens),
+        )
     raise MetaspiderError(f"response_format type must be 'json_object' or 'json_schema', got {kind!r}")
 
 

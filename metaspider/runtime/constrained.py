@@ -118,7 +118,9 @@ def schema_grammar(schema: dict, max_tokens: int) -> str:
     try:
         return json_schema_to_gbnf(json.dumps(bounded), prop_order=order)
     except (ValueError, KeyError, TypeError, NotImplementedError) as exc:
-        raise MetaspiderError(f"cannot turn this JSON schema into a grammar ({exc}): {json.dumps(schema)[:300]}") from None
+        raise MetaspiderError(
+            f"cannot turn this JSON schema into a grammar ({exc}): {json.dumps(schema)[:300]}"
+        ) from None
 
 
 def _string_budget(schema: dict, max_tokens: int) -> int:
@@ -148,7 +150,12 @@ def _bound_strings(node: object, limit: int) -> object:
     if not isinstance(node, dict):
         return node
     bounded = {key: _bound_strings(value, limit) for key, value in node.items()}
-    if bounded.get("type") == "string" and "maxLength" not in bounded and "enum" not in bounded and "const" not in bounded:
+    if (
+        bounded.get("type") == "string"
+        and "maxLength" not in bounded
+        and "enum" not in bounded
+        and "const" not in bounded
+    ):
         bounded["maxLength"] = limit
     return bounded
 

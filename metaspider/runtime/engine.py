@@ -22,10 +22,10 @@ if TYPE_CHECKING:
     from metaspider.runtime.constrained import GrammarConstraint
 
 
-
 class Engine:
     """One loaded backbone and its wrappers, shared by every chat model on the same (model, backend, n_ctx):
     loading happens once, and requests are serialised on the backbone's lock."""
+
     def __init__(self, model: str, backend: str, n_ctx: int, n_threads: int | None):
         if backend not in BACKENDS:
             raise MetaspiderError(f"backend must be one of {BACKENDS}, got {backend!r}")
@@ -61,7 +61,13 @@ class Engine:
 
         runtime = self._wrapper(wrapper) if wrapper is not None else None
         trained = runtime.manifest.modifier if runtime is not None else None
-        chosen = trained if trained is not None and trained.name == modifier else Modifier.parse({"name": modifier}) if modifier else None
+        chosen = (
+            trained
+            if trained is not None and trained.name == modifier
+            else Modifier.parse({"name": modifier})
+            if modifier
+            else None
+        )
         return Pipeline(self.backbone, runtime, chosen, gain)
 
     def _wrapper(self, spec: str) -> WrapperRuntime:

@@ -32,6 +32,7 @@ _ARGUMENT_KEYS = ("arguments", "parameters", "args", "input")
 @dataclass(frozen=True)
 class ToolCall:
     """A tool call parsed from the model's text: the name, the arguments and an id for the ToolMessage reply."""
+
     name: str
     args: dict[str, Any]
     id: str

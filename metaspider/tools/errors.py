@@ -36,9 +36,7 @@ def format_tool_error(exc: ToolException) -> str:
 def format_validation_error(exc: Exception) -> str:
     """Bad tool arguments as one line per field, for the model to correct its call."""
     if isinstance(exc, ValidationError):
-        problems = "; ".join(
-            f"{'.'.join(map(str, detail['loc']))}: {detail['msg']}" for detail in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(map(str, detail['loc']))}: {detail['msg']}" for detail in exc.errors())
         return f"{ERROR_PREFIX}invalid arguments: {problems}"
     return f"{ERROR_PREFIX}invalid arguments: {exc}"
 

@@ -71,11 +71,7 @@ def is_public(address: IpAddress) -> bool:
 def is_text(content_type: str) -> bool:
     """Whether a content type is text the model can read (HTML, JSON, plain text, ...)."""
     media_type = content_type.split(";")[0].strip().lower()
-    return (
-        media_type.startswith("text/")
-        or media_type in TEXT_MEDIA_TYPES
-        or media_type.endswith(("+json", "+xml"))
-    )
+    return media_type.startswith("text/") or media_type in TEXT_MEDIA_TYPES or media_type.endswith(("+json", "+xml"))
 
 
 class _Deadline:
@@ -110,7 +106,9 @@ class _PinnedTransport(httpx.HTTPTransport):
 
     def __init__(self, backend: _PinnedBackend):
         super().__init__(trust_env=False)
-        self._pool = httpcore.ConnectionPool(ssl_context=httpx.create_ssl_context(trust_env=False), network_backend=backend)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False), network_backend=backend
+        )
 
 
 def make_http_get_tool(

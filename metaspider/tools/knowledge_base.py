@@ -25,6 +25,7 @@ RELATIVE_CUTOFF = 0.5
 @dataclass(frozen=True)
 class Passage:
     """One passage of the knowledge base: its text and the file it came from."""
+
     source: str  # file name relative to the knowledge-base folder
     text: str
 
@@ -84,7 +85,7 @@ class KnowledgeBase:
         best = float(scores[0][0])
         return [
             (self.passages[int(index)], float(score))
-            for index, score in zip(indices[0], scores[0])
+            for index, score in zip(indices[0], scores[0], strict=False)
             if score > 0 and score >= RELATIVE_CUTOFF * best
         ]
 

@@ -29,11 +29,13 @@ class _ToolSpecBase(BaseModel):
 
 class CalculatorSpec(_ToolSpecBase):
     """The calculator tool (no settings)."""
+
     name: Literal["calculator"]
 
 
 class KnowledgeBaseSpec(_ToolSpecBase):
     """The knowledge-base tool: a folder of text files to search, and how many passages to return."""
+
     name: Literal["knowledge_base"]
     folder: SpecPath
     top_k: int = Field(3, ge=1)
@@ -42,14 +44,13 @@ class KnowledgeBaseSpec(_ToolSpecBase):
     @classmethod
     def _folder_exists(cls, folder: Path) -> Path:
         if not folder.is_dir():
-            raise PydanticCustomError(
-                "folder_not_found", "folder not found: {folder}", {"folder": str(folder)}
-            )
+            raise PydanticCustomError("folder_not_found", "folder not found: {folder}", {"folder": str(folder)})
         return folder
 
 
 class HttpGetSpec(_ToolSpecBase):
     """The http_get tool: which hosts it may fetch (private addresses only on request), its timeout and size limit."""
+
     name: Literal["http_get"]
     allow_hosts: list[str] = Field(min_length=1)
     allow_private: bool = False

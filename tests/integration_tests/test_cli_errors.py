@@ -36,7 +36,11 @@ def test_models_verify_command(tmp_path: Path) -> None:
     env = {**os.environ, "METASPIDER_HOME": str(tmp_path), "COLUMNS": "400"}
     code = "from metaspider.cli import main; main()"
     result = subprocess.run(
-        [sys.executable, "-c", code, "models", "verify", "smollm2-135m"], capture_output=True, text=True, env=env, check=False
+        [sys.executable, "-c", code, "models", "verify", "smollm2-135m"],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=False,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 1

@@ -21,7 +21,9 @@ def test_collect_stores_first_token_answer_end_p_true_and_consistency(tmp_path):
 
     backbone = llama_backbone(DEFAULT_MODEL, 1)
     read, inject = default_layers(backbone.n_layers)
-    config = RunConfig(model=DEFAULT_MODEL, fingerprint=backbone.fingerprint, read_layers=read, inject_layers=inject, prefix_layer=None)
+    config = RunConfig(
+        model=DEFAULT_MODEL, fingerprint=backbone.fingerprint, read_layers=read, inject_layers=inject, prefix_layer=None
+    )
     run = RunFolder(tmp_path / "run")
     summary = collect(run, backbone, config, "countries", "test", limit=N, consistency=3)
     assert summary.n_items == N

@@ -18,7 +18,9 @@ N_CTX = 384
 
 def test_a_prompt_longer_than_the_context_is_one_clear_error() -> None:
     llm = MetaSpiderChatModel(n_ctx=N_CTX, n_threads=1, max_tokens=8)
-    with pytest.raises(ContextOverflowError, match=rf"the prompt is \d+ tokens but the context window .* holds {N_CTX}"):
+    with pytest.raises(
+        ContextOverflowError, match=rf"the prompt is \d+ tokens but the context window .* holds {N_CTX}"
+    ):
         llm.invoke("apple " * 1000)
 
 
@@ -35,7 +37,12 @@ def test_max_tokens_is_clamped_to_the_room_left() -> None:
 
 def test_the_agent_view_of_a_long_thread_fits_the_context() -> None:
     spec = AgentSpec(
-        model="smollm2-135m", wrapper=None, policy={"answer_below": 0.5}, n_ctx=512, max_tokens=64, tool_result_tokens=100
+        model="smollm2-135m",
+        wrapper=None,
+        policy={"answer_below": 0.5},
+        n_ctx=512,
+        max_tokens=64,
+        tool_result_tokens=100,
     )
     nodes = AgentNodes(spec, Thresholds(answer_below=0.5), [])
     backbone = get_engine(spec.model, spec.backend, spec.n_ctx).backbone

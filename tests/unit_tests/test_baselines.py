@@ -40,8 +40,24 @@ def test_p_true_is_a_half_when_the_options_tie():
 
 
 def test_option_tokens_drop_a_token_shared_by_both_options():
-    vocab = {"True": [1], " True": [9, 1], "true": [2], " true": [9, 2], "Yes": [3], " Yes": [9, 3], "yes": [3], " yes": [9, 3],
-             "False": [4], " False": [9, 4], "false": [5], " false": [9, 5], "No": [6], " No": [9, 6], "no": [6], " no": [9, 6]}
+    vocab = {
+        "True": [1],
+        " True": [9, 1],
+        "true": [2],
+        " true": [9, 2],
+        "Yes": [3],
+        " Yes": [9, 3],
+        "yes": [3],
+        " yes": [9, 3],
+        "False": [4],
+        " False": [9, 4],
+        "false": [5],
+        " false": [9, 5],
+        "No": [6],
+        " No": [9, 6],
+        "no": [6],
+        " no": [9, 6],
+    }
     true_ids, false_ids = baselines.option_token_ids(lambda text: vocab[text])
     assert true_ids == [1, 2, 3]
     assert false_ids == [4, 5, 6]

@@ -25,11 +25,18 @@ def _chunk(rng: np.random.Generator, topic: str, n: int, with_post: bool = True,
     records = []
     for i in range(n):
         record = {
-            "id": f"{topic}:{i}", "subject": topic, "correct": bool(correct[i]),
-            "msp": float(0.7 if correct[i] else 0.4) + 0.01 * rng.random(), "entropy": float(rng.random()),
+            "id": f"{topic}:{i}",
+            "subject": topic,
+            "correct": bool(correct[i]),
+            "msp": float(0.7 if correct[i] else 0.4) + 0.01 * rng.random(),
+            "entropy": float(rng.random()),
         }
         if with_post:
-            record |= {"msp_first": float(rng.random()), "entropy_first": float(rng.random()), "p_true": float(rng.random())}
+            record |= {
+                "msp_first": float(rng.random()),
+                "entropy_first": float(rng.random()),
+                "p_true": float(rng.random()),
+            }
         if consistency and i % 2 == 0:
             record["consistency"] = 1.0 if correct[i] else 0.2
         records.append(record)
@@ -134,7 +141,9 @@ def test_topic_means_count_each_topic_once_and_skip_nan():
 def test_runs_of_different_models_are_refused(tmp_path):
     first = _run(tmp_path / "1", topics=("a",))
     other = RunFolder(tmp_path / "2")
-    other.save_config(RunConfig(model="other", fingerprint="fp2", read_layers=(4, 5, 6), inject_layers=(6, 7), prefix_layer=None))
+    other.save_config(
+        RunConfig(model="other", fingerprint="fp2", read_layers=(4, 5, 6), inject_layers=(6, 7), prefix_layer=None)
+    )
     with pytest.raises(MetaspiderError, match="different models"):
         lotocv.load_pool([first, other])
 
@@ -149,7 +158,11 @@ def test_conversations_about_the_held_out_topic_stay_out_of_training(tmp_path, m
         run.write_chunk("conversations", split, records, arrays)
     pool = lotocv.load_pool([run])
     sizes = []
-    monkeypatch.setattr(lotocv, "probe_scores", lambda tx, ty, vx, vy, sx: sizes.append((len(tx), len(vx), len(sx))) or np.zeros(len(sx)))
+    monkeypatch.setattr(
+        lotocv,
+        "probe_scores",
+        lambda tx, ty, vx, vy, sx: sizes.append((len(tx), len(vx), len(sx))) or np.zeros(len(sx)),
+    )
     monkeypatch.setattr(lotocv, "wrapper_scores", lambda config, *arrays, **_: np.zeros(len(arrays[4])))
     lotocv.lotocv(pool, topics=["a", "conversations"])
     # holding out a: b, c and the 6 conversations about b; holding out conversations: a, b and c in full

@@ -19,4 +19,3 @@ class TestMetaSpiderChatModelUnit(ChatModelUnitTests):
     @property
     def supports_json_mode(self) -> bool:
         return True
-

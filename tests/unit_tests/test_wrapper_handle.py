@@ -96,10 +96,14 @@ def test_runtime_follows_the_backbone_kind_and_checks_the_fingerprint(folder: Pa
     u = runtime.read(np.ones((2, 64), dtype=np.float32)).u
     assert 0.0 <= u <= 1.0
     with pytest.raises(MetaspiderError, match="fingerprint"):
-        wrapper.runtime(SimpleNamespace(name="x", fingerprint="sha256:other", backend="llama_cpp", d_model=64, n_layers=5))
+        wrapper.runtime(
+            SimpleNamespace(name="x", fingerprint="sha256:other", backend="llama_cpp", d_model=64, n_layers=5)
+        )
     sidecar = wrapper.export(tmp_path / "w.gguf")
     with pytest.raises(MetaspiderError, match="runs on llama_cpp"):
-        load_wrapper(SimpleNamespace(name="x", fingerprint=FINGERPRINT, backend="torch", d_model=64, n_layers=5), sidecar)
+        load_wrapper(
+            SimpleNamespace(name="x", fingerprint=FINGERPRINT, backend="torch", d_model=64, n_layers=5), sidecar
+        )
 
 
 def test_a_manifest_is_read_without_reading_the_weights(folder: Path):

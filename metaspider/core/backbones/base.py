@@ -81,6 +81,7 @@ class Constraint(Protocol):
 class SamplingParams:
     """How pass 2 samples: token budget, temperature (0 = greedy, the default, so results repeat), seed, stop
     strings and an optional grammar constraint. One type for both backbones, so a request means the same on each."""
+
     max_tokens: int = 128
     temperature: float = 0.0
     top_p: float = 1.0
@@ -110,6 +111,7 @@ class TokenOut:
 @dataclass
 class GenerationEnd:
     """Why and after how many tokens a generation stopped: the last item a backbone's stream yields."""
+
     finish_reason: str
     """"stop" (end of sequence or a stop string) or "length"."""
     n_prompt_tokens: int
@@ -148,7 +150,11 @@ class Backbone(ABC):
 
     @abstractmethod
     def capture(
-        self, ids: Sequence[int], layers: Sequence[int], positions: Sequence[int] = (-1,), priming: Priming | None = None
+        self,
+        ids: Sequence[int],
+        layers: Sequence[int],
+        positions: Sequence[int] = (-1,),
+        priming: Priming | None = None,
     ) -> np.ndarray:
         """Layer outputs (DESIGN "layer L output") at `positions` of `ids`, float32 [layers, positions, d].
 
@@ -238,7 +244,9 @@ class Backbone(ABC):
             yield TokenOut(-1, tail, 0.0)
         yield GenerationEnd(finish, len(ids), n)
 
-    def complete(self, ids: Sequence[int], params: SamplingParams, injection: Injection | None = None) -> tuple[str, GenerationEnd]:
+    def complete(
+        self, ids: Sequence[int], params: SamplingParams, injection: Injection | None = None
+    ) -> tuple[str, GenerationEnd]:
         """Non-streamed generation: by construction the concatenation of the streamed pieces."""
         pieces: list[str] = []
         end: GenerationEnd | None = None
@@ -254,7 +262,7 @@ class Backbone(ABC):
 def common_prefix(cached: Sequence[int], ids: Sequence[int], limit: int) -> int:
     """How many leading cached positions can be reused for `ids` (at most `limit`)."""
     n = 0
-    for a, b in zip(cached[:limit], ids[:limit]):
+    for a, b in zip(cached[:limit], ids[:limit], strict=False):
         if a != b:
             break
         n += 1

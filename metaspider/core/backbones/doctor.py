@@ -35,6 +35,7 @@ PROMPTS = (
 class DoctorReport:
     """What `metaspider doctor` measures: whether both backbones tokenize alike, how close their layer outputs,
     next tokens and injections are, and how long each takes to load and run."""
+
     model: str
     n_layers: int
     d_model: int
@@ -70,12 +71,14 @@ def run_doctor(model: str) -> DoctorReport:
     layers = spread_layers(llama.n_layers)
     acts_llama, llama_fwd = _timed(lambda: [llama.capture(ids, layers) for ids in ids_llama])
     acts_torch, torch_fwd = _timed(lambda: [torch_.capture(ids, layers) for ids in ids_llama])
-    cosines = [row_cosines(a[:, 0], b[:, 0]).min() for a, b in zip(acts_llama, acts_torch)]
+    cosines = [row_cosines(a[:, 0], b[:, 0]).min() for a, b in zip(acts_llama, acts_torch, strict=False)]
     logits = [(llama.next_logits(ids), torch_.next_logits(ids)) for ids in ids_llama]
     agree = np.array([np.argmax(a) == np.argmax(b) for a, b in logits])
     clear = np.array([_margin(a) >= NEAR_TIE and _margin(b) >= NEAR_TIE for a, b in logits])
     inject_layer = layers[1]
-    injection_min = min(_injection_cosine(llama, torch_, ids, inject_layer, acts_llama[i][1, 0]) for i, ids in enumerate(ids_llama))
+    injection_min = min(
+        _injection_cosine(llama, torch_, ids, inject_layer, acts_llama[i][1, 0]) for i, ids in enumerate(ids_llama)
+    )
     return DoctorReport(
         model=model,
         n_layers=llama.n_layers,

@@ -106,7 +106,11 @@ class LlamaCppBackbone(Backbone):
         return bool(llama_cpp.llama_vocab_is_eog(self._model.vocab, token_id))
 
     def capture(
-        self, ids: Sequence[int], layers: Sequence[int], positions: Sequence[int] = (-1,), priming: Priming | None = None
+        self,
+        ids: Sequence[int],
+        layers: Sequence[int],
+        positions: Sequence[int] = (-1,),
+        priming: Priming | None = None,
     ) -> np.ndarray:
         """Layer outputs [L, P, d] of `layers` at `positions` of `ids`, read through the evaluation callback;
         `priming` lets pass 1 compute u and inject the decision token in the same evaluation."""

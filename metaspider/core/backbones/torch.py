@@ -71,7 +71,11 @@ class TorchBackbone(Backbone):
         return token_id in self._end_ids
 
     def capture(
-        self, ids: Sequence[int], layers: Sequence[int], positions: Sequence[int] = (-1,), priming: Priming | None = None
+        self,
+        ids: Sequence[int],
+        layers: Sequence[int],
+        positions: Sequence[int] = (-1,),
+        priming: Priming | None = None,
     ) -> np.ndarray:
         """`priming` is ignored: Torch is the training and parity backbone, not the latency one, and pass 2
         re-evaluating the decision token gives the same numbers."""
@@ -210,5 +214,3 @@ def _end_ids(tokenizer, model) -> set[int]:
     vocab = tokenizer.get_vocab()
     ids.update(vocab[t] for t in _END_TOKENS if t in vocab)
     return ids
-
-

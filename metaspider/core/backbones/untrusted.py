@@ -78,8 +78,7 @@ def _with_sentinels(messages: list[Message]) -> list[Message]:
             message = {**message, "content": mark()}
         elif isinstance(content, list):
             parts = [
-                {**p, "text": mark()} if isinstance(p, dict) and isinstance(p.get("text"), str) else p
-                for p in content
+                {**p, "text": mark()} if isinstance(p, dict) and isinstance(p.get("text"), str) else p for p in content
             ]
             message = {**message, "content": parts}
         marked.append(message)

@@ -130,7 +130,18 @@ def _progress(quiet: bool) -> Progress:
 def _download_wheel(requirement: str, folder: Path) -> Path:
     before = set(folder.iterdir())
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(folder), requirement],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-q",
+            "-d",
+            str(folder),
+            requirement,
+        ],
         capture_output=True,
         text=True,
     )

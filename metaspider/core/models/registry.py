@@ -33,6 +33,7 @@ iteration, so a system prompt is dropped rather than folded into the first user 
 class ModelEntry:
     """One registry model: its name, architecture, size, where its GGUF comes from (PyPI parts, checksum pinned)
     and, where the file's own template is wrong, the chat template to use."""
+
     name: str
     architecture: str
     size_bytes: int

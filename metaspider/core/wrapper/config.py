@@ -149,5 +149,5 @@ def _check_layers(name: str, layers: tuple[int, ...]) -> None:
         raise MetaspiderError(f"wrapper config: {name} must be a non-empty tuple of block indices, got {layers!r}")
     if any(x < 0 for x in layers):
         raise MetaspiderError(f"wrapper config: {name} must hold block indices >= 0, got {layers!r}")
-    if any(a >= b for a, b in zip(layers, layers[1:])):
+    if any(a >= b for a, b in zip(layers, layers[1:], strict=False)):
         raise MetaspiderError(f"wrapper config: {name} must be strictly increasing, got {layers!r}")

@@ -38,6 +38,7 @@ def softmax(x: np.ndarray, axis: int = -1) -> np.ndarray:
 class NumpyWrapper:
     """The wrapper's inference math in NumPy, weight for weight the same as `MetaWrapper`: it lets llama.cpp
     serve a wrapper without torch."""
+
     def __init__(self, weights: Mapping[str, np.ndarray], config: WrapperConfig) -> None:
         self.config = config
         self.w = _checked_weights(weights, config)

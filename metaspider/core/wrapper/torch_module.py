@@ -95,6 +95,7 @@ class MetaAttentionHead(nn.Module):
 class MetaWrapper(nn.Module):
     """The trainable wrapper (encoder, confidence head, doubt embeddings, meta-attention heads) as one Torch
     module: stage A and stage B train it, the Torch backbone runs it, and its state dict is the wrapper file."""
+
     calib_a: Tensor
     calib_b: Tensor
 

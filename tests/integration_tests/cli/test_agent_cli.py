@@ -4,9 +4,8 @@ import json
 from pathlib import Path
 
 import pytest
-from langgraph.checkpoint.sqlite import SqliteSaver
-
 from agent_specs import agent_cli, qa_spec_copy, write_spec
+from langgraph.checkpoint.sqlite import SqliteSaver
 
 from metaspider.loom.scoring import is_correct_open
 

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pexpect
 import pytest
-
 from agent_specs import AGENT_CLI, REPO, write_spec
 
 PROMPT = "you> "

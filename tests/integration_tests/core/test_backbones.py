@@ -65,7 +65,12 @@ def test_zero_offset_changes_nothing_and_a_large_one_changes_the_output(backbone
     def injection(offset: np.ndarray) -> Injection:
         if route == "control":
             return Injection(control={15: offset})
-        return Injection(injector=lambda _l, h, _p: torch.as_tensor(offset).expand_as(h) if torch.is_tensor(h) else np.broadcast_to(offset, h.shape), layers=(15,))
+        return Injection(
+            injector=lambda _l, h, _p: (
+                torch.as_tensor(offset).expand_as(h) if torch.is_tensor(h) else np.broadcast_to(offset, h.shape)
+            ),
+            layers=(15,),
+        )
 
     zero = np.zeros(backbone.d_model, dtype=np.float32)
     np.testing.assert_allclose(backbone.next_logits(ids, injection(zero)), bare, atol=1e-3)
@@ -82,7 +87,11 @@ def test_injection_from_a_position_leaves_earlier_positions_alone(backbone):
 
     def spy(layer, hidden, positions):
         seen.append(np.asarray(positions))
-        return np.broadcast_to(offset, hidden.shape) if isinstance(hidden, np.ndarray) else torch.as_tensor(offset).expand_as(hidden)
+        return (
+            np.broadcast_to(offset, hidden.shape)
+            if isinstance(hidden, np.ndarray)
+            else torch.as_tensor(offset).expand_as(hidden)
+        )
 
     backbone.next_logits(ids, Injection(injector=spy, layers=(15,), inject_from=len(ids) - 1))
     assert all(p.min() >= len(ids) - 1 for p in seen) and seen

@@ -4,8 +4,8 @@ import pytest
 
 from metaspider.core.backbones.base import SamplingParams
 from metaspider.core.pipeline import Pipeline
-from metaspider.core.wrapper.handle import load_wrapper, resolve_wrapper_path
 from metaspider.core.wrapper.folder import load_manifest
+from metaspider.core.wrapper.handle import load_wrapper, resolve_wrapper_path
 from metaspider.loom.backbones import llama_backbone, torch_backbone
 from metaspider.loom.datasets import is_correct, load_items
 from metaspider.loom.scoring import is_refusal
@@ -72,4 +72,6 @@ def test_u_agrees_across_backbones(llama, shipped):
     on_torch = Pipeline(torch_model, load_wrapper(torch_model, "default", "torch"))
     on_llama = Pipeline(llama, shipped)
     for messages in (SURE, UNSURE):
-        assert on_torch.assess(messages).uncertainty.score == pytest.approx(on_llama.assess(messages).uncertainty.score, abs=0.02)
+        assert on_torch.assess(messages).uncertainty.score == pytest.approx(
+            on_llama.assess(messages).uncertainty.score, abs=0.02
+        )

@@ -9,8 +9,8 @@ from random_wrappers import make_wrapper
 
 from metaspider.core.backbones.base import SamplingParams, TokenOut
 from metaspider.core.models.model_files import fingerprint
-from metaspider.core.pipeline import Pipeline
 from metaspider.core.models.registry import DEFAULT_MODEL, resolve
+from metaspider.core.pipeline import Pipeline
 from metaspider.core.wrapper.config import WrapperConfig
 from metaspider.core.wrapper.runtime import NumpyRuntime
 
@@ -20,7 +20,9 @@ QUESTION = [{"role": "user", "content": "What is the capital of Peru?"}]
 
 def _wrapper(folder: Path, injection: str, read: tuple[int, ...], inject: tuple[int, ...]) -> Path:
     """A random wrapper whose injection visibly changes the first token."""
-    config = WrapperConfig(d_model=576, read_layers=read, inject_layers=inject, bottleneck=64, n_heads=4, injection=injection)
+    config = WrapperConfig(
+        d_model=576, read_layers=read, inject_layers=inject, bottleneck=64, n_heads=4, injection=injection
+    )
     return make_wrapper(folder, config, fingerprint(resolve(DEFAULT_MODEL)), up_std=4.0)
 
 
@@ -51,8 +53,12 @@ def _bare_first_logprob(backbone, ids: list[int]) -> float:
 
 
 @pytest.mark.parametrize("injection", ["tokens", "pooled"])
-def test_a_primed_pass_1_starts_pass_2_without_a_decode_step_and_with_the_same_text(llama_backbone, tmp_path, injection):
-    runtime = NumpyRuntime(_wrapper(tmp_path / injection, injection, (22, 23, 24), (24, 25, 26)), llama_backbone.fingerprint)
+def test_a_primed_pass_1_starts_pass_2_without_a_decode_step_and_with_the_same_text(
+    llama_backbone, tmp_path, injection
+):
+    runtime = NumpyRuntime(
+        _wrapper(tmp_path / injection, injection, (22, 23, 24), (24, 25, 26)), llama_backbone.fingerprint
+    )
     pipeline = Pipeline(llama_backbone, runtime)
     with llama_backbone.lock:
         llama_backbone.reset()

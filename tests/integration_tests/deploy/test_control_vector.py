@@ -7,9 +7,9 @@ import gguf
 import llama_cpp
 import numpy as np
 
-from metaspider.deploy.control_vector import export_control_vector, read_control_vector, write_control_vector
 from metaspider.core.wrapper.runtime import NumpyRuntime
 from metaspider.core.wrapper.sidecar import export_sidecar
+from metaspider.deploy.control_vector import export_control_vector, read_control_vector, write_control_vector
 from metaspider.loom.datasets import load_items, split_items, to_messages
 
 QUESTION = [{"role": "user", "content": "What is the capital of Australia?\nAnswer in a few words."}]

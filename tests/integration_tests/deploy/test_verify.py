@@ -3,8 +3,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from metaspider.deploy.cli import deploy_app
 from metaspider.core.wrapper.sidecar import export_sidecar
+from metaspider.deploy.cli import deploy_app
 
 
 @pytest.mark.slow
@@ -14,7 +14,7 @@ def test_verify_reports_parity_between_torch_and_llama_cpp(model_wrapper, tmp_pa
         deploy_app,
         ["verify", "--model", "smollm2-135m", "--sidecar", str(sidecar), "--limit", "3", "--threads", "1", "--json"],
     )
-    report = json.loads(result.stdout[result.stdout.index("{"):])
+    report = json.loads(result.stdout[result.stdout.index("{") :])
     assert report["n"] == 3 and report["split"] == "test" and report["injection"] == "tokens"
     assert report["activation_cosine_min"] > 0.99
     assert report["u_abs_diff_max"] < 0.02

@@ -5,11 +5,11 @@ Every route and its edge cases are tested with a fake model in tests/unit_tests/
 from pathlib import Path
 
 import pytest
+from agent_specs import KB_FOLDER, write_spec
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
-from agent_specs import KB_FOLDER, write_spec
 from metaspider.graph.builder import build_agent, run_config, turn_result
 from metaspider.graph.spec import load_spec
 from metaspider.graph.state import turn_input

@@ -28,7 +28,21 @@ def run(tmp_path_factory):
     """40 questions: 24 to train on, 8 to validate, 8 to test; one short epoch per stage."""
     folder = tmp_path_factory.mktemp("run")
     for split, limit in (("train", 24), ("val", 8), ("test", 8)):
-        invoke("collect", "--model", MODEL, "--dataset", "countries", "--split", split, "--limit", str(limit), "--run", str(folder), "--threads", "1")
+        invoke(
+            "collect",
+            "--model",
+            MODEL,
+            "--dataset",
+            "countries",
+            "--split",
+            split,
+            "--limit",
+            str(limit),
+            "--run",
+            str(folder),
+            "--threads",
+            "1",
+        )
     invoke("train", "--run", str(folder), "--stage", "all", "--epochs", "1", "--threads", "1")
     return folder
 
@@ -45,8 +59,25 @@ def test_collect_stores_answers_baselines_and_activations(run):
 
 def test_collect_resumes_without_redoing_stored_questions(run):
     before = (run / "collect" / "countries" / "val").stat().st_mtime_ns
-    result = CliRunner().invoke(loom_app, ["collect", "--model", MODEL, "--dataset", "countries", "--split", "val",
-                                           "--limit", "8", "--run", str(run), "--threads", "1"], catch_exceptions=False)
+    result = CliRunner().invoke(
+        loom_app,
+        [
+            "collect",
+            "--model",
+            MODEL,
+            "--dataset",
+            "countries",
+            "--split",
+            "val",
+            "--limit",
+            "8",
+            "--run",
+            str(run),
+            "--threads",
+            "1",
+        ],
+        catch_exceptions=False,
+    )
     assert "(0 new)" in result.stderr
     assert len(list((run / "collect" / "countries" / "val").glob("chunk-*.json"))) == 1
     assert (run / "collect" / "countries" / "val").stat().st_mtime_ns == before
@@ -63,7 +94,9 @@ def test_train_writes_a_loadable_wrapper_with_its_provenance(run):
 
 
 def test_eval_writes_the_report_the_issue_asks_for(run):
-    report = json.loads(invoke("eval", "--run", str(run), "--split", "test", "--limit", "8", "--json", "--threads", "1"))
+    report = json.loads(
+        invoke("eval", "--run", str(run), "--split", "test", "--limit", "8", "--json", "--threads", "1")
+    )
     assert report["n"] == 8 and not report["cross_domain"]
     for name in ("msp", "entropy", "wrapper", "doubter"):
         method = report["methods"][name]
@@ -71,8 +104,14 @@ def test_eval_writes_the_report_the_issue_asks_for(run):
             assert key in method
         assert set(method["selective_accuracy"]) == {"0.25", "0.5", "0.75"}
         assert ("auroc" in method) == (name != "doubter")
-    for key in ("coverage", "selective_accuracy_at_own_coverage", "msp_selective_accuracy_at_same_coverage",
-                "refusal_precision", "over_refusal", "mcnemar_p"):
+    for key in (
+        "coverage",
+        "selective_accuracy_at_own_coverage",
+        "msp_selective_accuracy_at_same_coverage",
+        "refusal_precision",
+        "over_refusal",
+        "mcnemar_p",
+    ):
         assert key in report["methods"]["doubter"]
     for name in ("report.json", "report.md", "risk_coverage.png"):
         assert (run / name).stat().st_size > 0
@@ -83,7 +122,9 @@ def test_a_stage_a_wrapper_is_evaluated_without_a_doubter(run, tmp_path):
     shutil.copytree(run / "collect", stage_a / "collect")
     shutil.copy(run / "run.json", stage_a / "run.json")
     invoke("train", "--run", str(stage_a), "--stage", "a", "--epochs", "1")
-    report = json.loads(invoke("eval", "--run", str(stage_a), "--split", "test", "--limit", "8", "--json", "--threads", "1"))
+    report = json.loads(
+        invoke("eval", "--run", str(stage_a), "--split", "test", "--limit", "8", "--json", "--threads", "1")
+    )
     assert report["methods"]["doubter"] is None
     assert report["methods"]["wrapper"]["auroc"] is not None
     assert list(report["targets"]) == ["wrapper_auroc_beats_best_baseline_by_0.05"]
@@ -103,14 +144,44 @@ def test_eval_of_the_shipped_wrapper_on_a_jsonl_set_is_cross_domain(tmp_path):
     ]
     questions.write_text("".join(json.dumps(row) + "\n" for row in rows))
     run = tmp_path / "cross"
-    report = json.loads(invoke("eval", "--model", MODEL, "--wrapper", "default", "--dataset", str(questions), "--split", "all",
-                               "--run", str(run), "--json", "--threads", "1"))
+    report = json.loads(
+        invoke(
+            "eval",
+            "--model",
+            MODEL,
+            "--wrapper",
+            "default",
+            "--dataset",
+            str(questions),
+            "--split",
+            "all",
+            "--run",
+            str(run),
+            "--json",
+            "--threads",
+            "1",
+        )
+    )
     assert report["n"] == 6 and report["cross_domain"] is True and report["trained_on"] == ["countries"]
     assert "cross-domain" in (run / "report.md").read_text()
 
 
 def test_calibrate_stores_a_certified_threshold_or_explains_why_not(run):
-    invoke("collect", "--model", MODEL, "--dataset", "countries", "--split", "calib", "--limit", "8", "--run", str(run), "--threads", "1")
+    invoke(
+        "collect",
+        "--model",
+        MODEL,
+        "--dataset",
+        "countries",
+        "--split",
+        "calib",
+        "--limit",
+        "8",
+        "--run",
+        str(run),
+        "--threads",
+        "1",
+    )
     result = CliRunner().invoke(loom_app, ["calibrate", "--run", str(run), "--max-risk", "0.5", "--delta", "0.2"])
     # Eight questions cannot certify a 50 % risk bound: the command must say so and leave the wrapper alone.
     assert result.exit_code != 0

@@ -14,8 +14,8 @@ from pydantic import BaseModel, Field
 
 from metaspider import MetaSpiderChatModel
 from metaspider.core.backbones.base import SamplingParams
-from metaspider.core.wrapper.handle import SHIPPED_WRAPPERS
 from metaspider.core.models.registry import DEFAULT_MODEL
+from metaspider.core.wrapper.handle import SHIPPED_WRAPPERS
 from metaspider.runtime.engine import get_engine
 
 QUESTION = "What is the capital of Peru?"
@@ -83,7 +83,9 @@ def test_uncertainty_equals_the_pipeline_score_on_invoke_and_stream(with_wrapper
     for metadata in (message.response_metadata, last.response_metadata):
         assert metadata["uncertainty"] == expected.as_dict()
         assert isinstance(metadata["uncertainty"]["score"], float)
-    assert expected.decision == ("answer" if with_wrapper and expected.score < 0.5 else "refuse" if with_wrapper else "unassessed")
+    assert expected.decision == (
+        "answer" if with_wrapper and expected.score < 0.5 else "refuse" if with_wrapper else "unassessed"
+    )
 
 
 def test_stream_is_token_by_token_and_matches_invoke():
@@ -114,7 +116,9 @@ def test_logprobs_in_openai_format():
     assert "logprobs" not in model(max_tokens=4).invoke(QUESTION).response_metadata
 
 
-@pytest.mark.parametrize("choice", ["any", "required", "multiply", {"type": "function", "function": {"name": "multiply"}}])
+@pytest.mark.parametrize(
+    "choice", ["any", "required", "multiply", {"type": "function", "function": {"name": "multiply"}}]
+)
 def test_forced_tool_calls_always_parse(choice):
     llm = model(max_tokens=40).bind_tools([multiply, get_time], tool_choice=choice)
     message = llm.invoke("Hello!")

@@ -16,6 +16,7 @@ JOKE = {
     "required": ["setup", "punchline"],
 }
 
+
 @pytest.fixture(scope="module")
 def vocab():
     return vocab_for(resolve(DEFAULT_MODEL))

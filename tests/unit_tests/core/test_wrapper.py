@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 import torch
 
+from metaspider.core.wrapper.config import WrapperConfig, default_layers
 from metaspider.core.wrapper.modifiers import Modifier
 from metaspider.core.wrapper.torch_module import MetaWrapper
-from metaspider.core.wrapper.config import WrapperConfig, default_layers
 from metaspider.errors import MetaspiderError
 
 D = 32
@@ -198,7 +198,7 @@ def test_train_and_eval_modes_compute_the_same_thing():
     trained = outputs()
     wrapper.eval()
     evaluated = outputs()
-    for a, b in zip(trained, evaluated):
+    for a, b in zip(trained, evaluated, strict=False):
         assert torch.equal(a, b)
 
 
@@ -238,7 +238,9 @@ def test_doubter_adds_bias_in_logit_space():
     expected = torch.sigmoid(torch.logit(u) + 1.5)
     torch.testing.assert_close(Modifier("doubter", 1.5).apply(u), expected)
     assert bool((Modifier("doubter", 1.5).apply(u) > u).all())
-    np.testing.assert_allclose(Modifier("doubter", -2.0).apply(u.numpy()), torch.sigmoid(torch.logit(u) - 2.0).numpy(), rtol=1e-6)
+    np.testing.assert_allclose(
+        Modifier("doubter", -2.0).apply(u.numpy()), torch.sigmoid(torch.logit(u) - 2.0).numpy(), rtol=1e-6
+    )
 
 
 def test_doubter_keeps_certain_values_finite():

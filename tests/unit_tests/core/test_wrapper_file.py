@@ -4,8 +4,6 @@ import numpy as np
 import pytest
 import torch
 
-from metaspider.core.wrapper.modifiers import Modifier
-from metaspider.core.wrapper.torch_module import MetaWrapper
 from metaspider.core.wrapper.config import WrapperConfig
 from metaspider.core.wrapper.folder import (
     MANIFEST_FILE,
@@ -18,6 +16,8 @@ from metaspider.core.wrapper.folder import (
     load_weights_numpy,
     save_wrapper,
 )
+from metaspider.core.wrapper.modifiers import Modifier
+from metaspider.core.wrapper.torch_module import MetaWrapper
 from metaspider.errors import MetaspiderError
 
 FINGERPRINT = "sha256:1111aaaa"
@@ -27,8 +27,15 @@ OTHER = "sha256:2222bbbb"
 @pytest.fixture
 def saved(tmp_path):
     torch.manual_seed(0)
-    config = WrapperConfig(d_model=16, read_layers=(1, 2), inject_layers=(2,), bottleneck=8, n_heads=2,
-                           injection="pooled", damping_floor=0.5)
+    config = WrapperConfig(
+        d_model=16,
+        read_layers=(1, 2),
+        inject_layers=(2,),
+        bottleneck=8,
+        n_heads=2,
+        injection="pooled",
+        damping_floor=0.5,
+    )
     wrapper = MetaWrapper(config)
     wrapper.fit_calibration(torch.tensor([-1.0, 0.0, 1.0, 2.0]), torch.tensor([0.0, 1.0, 0.0, 1.0]))
     manifest = WrapperManifest(
@@ -67,8 +74,10 @@ def test_manifest_json_layout(saved):
     assert data["format_version"] == 1
     assert data["base"] == {"fingerprint": FINGERPRINT, "model": "smollm2-135m"}
     assert data["modifier"] == {"name": "doubter", "bias": 2.0, "gain": 1.2}
-    assert data["thresholds"] == {"answer_below": 0.42,
-                                  "calibrated": [{"max_risk": 0.1, "delta": 0.05, "threshold": 0.31}]}
+    assert data["thresholds"] == {
+        "answer_below": 0.42,
+        "calibrated": [{"max_risk": 0.1, "delta": 0.05, "threshold": 0.31}],
+    }
     assert data["config"]["read_layers"] == [1, 2]
 
 

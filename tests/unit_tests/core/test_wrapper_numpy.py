@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from metaspider.core.wrapper.torch_module import MetaWrapper
 from metaspider.core.wrapper.config import WrapperConfig
 from metaspider.core.wrapper.folder import WrapperManifest, save_wrapper
 from metaspider.core.wrapper.numpy_math import NumpyWrapper, gelu
+from metaspider.core.wrapper.torch_module import MetaWrapper
 from metaspider.errors import MetaspiderError
 
 D = 48
@@ -24,8 +24,14 @@ def trained_like_pair(injection: str) -> tuple[MetaWrapper, NumpyWrapper]:
     """Both implementations from the same weights, perturbed away from init so every term matters."""
     torch.manual_seed(3)
     config = WrapperConfig(
-        d_model=D, read_layers=(2, 3, 4, 5), inject_layers=(3, 5), bottleneck=24, n_heads=3,
-        injection=injection, damping_floor=0.3, damping_tau=4.0,
+        d_model=D,
+        read_layers=(2, 3, 4, 5),
+        inject_layers=(3, 5),
+        bottleneck=24,
+        n_heads=3,
+        injection=injection,
+        damping_floor=0.3,
+        damping_tau=4.0,
     )
     wrapper = MetaWrapper(config).eval()
     with torch.no_grad():
@@ -147,8 +153,12 @@ def test_deploy_modules_run_without_torch(tmp_path):
         print(json.dumps({{"u": u, "offset_shape": list(offset.shape)}}))
     """)
     result = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO,
-        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"}, timeout=120,
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"},
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)

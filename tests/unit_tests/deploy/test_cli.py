@@ -6,16 +6,22 @@ import pytest
 from typer.testing import CliRunner
 
 from metaspider.core.wrapper.handle import load_wrapper
-from metaspider.deploy.cli import deploy_app
 from metaspider.core.wrapper.runtime import NumpyRuntime
+from metaspider.deploy.cli import deploy_app
 from metaspider.errors import MetaspiderError
 
 
 def test_export_refuses_a_control_vector_for_tokens_wrappers(tiny_tokens_wrapper, tmp_path):
     result = CliRunner().invoke(
         deploy_app,
-        ["export", str(tiny_tokens_wrapper), "--out", str(tmp_path / "w.gguf"),
-         "--control-vector", str(tmp_path / "cv.gguf")],
+        [
+            "export",
+            str(tiny_tokens_wrapper),
+            "--out",
+            str(tmp_path / "w.gguf"),
+            "--control-vector",
+            str(tmp_path / "cv.gguf"),
+        ],
     )
     assert isinstance(result.exception, MetaspiderError) and "only pooled wrappers" in str(result.exception)
     assert (tmp_path / "w.gguf").exists() and not (tmp_path / "cv.gguf").exists()
@@ -36,4 +42,6 @@ def test_pipeline_loads_a_sidecar_on_llama_cpp_only(tiny_wrapper, tiny_fingerpri
     with pytest.raises(MetaspiderError, match="runs on llama_cpp"):
         load_wrapper(backbone, out, "torch")
     with pytest.raises(MetaspiderError, match="sha256:other"):
-        load_wrapper(SimpleNamespace(name="smollm2-135m", fingerprint="sha256:other", d_model=64, n_layers=5), out, "llama_cpp")
+        load_wrapper(
+            SimpleNamespace(name="smollm2-135m", fingerprint="sha256:other", d_model=64, n_layers=5), out, "llama_cpp"
+        )

@@ -2,9 +2,9 @@ import gguf
 import numpy as np
 import pytest
 
+from metaspider.core.wrapper import sidecar as sidecar_module
 from metaspider.core.wrapper.folder import load_manifest, load_weights_numpy
 from metaspider.core.wrapper.runtime import NumpyRuntime
-from metaspider.core.wrapper import sidecar as sidecar_module
 from metaspider.core.wrapper.sidecar import export_sidecar, read_sidecar
 from metaspider.errors import MetaspiderError
 

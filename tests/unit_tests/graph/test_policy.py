@@ -18,7 +18,16 @@ def route(score: float, *, tools: bool = True, results: bool = False, escalation
 
 @pytest.mark.parametrize(
     ("score", "expected"),
-    [(0.0, "answer"), (0.29, "answer"), (0.3, "tool"), (0.59, "tool"), (0.6, "refuse"), (0.89, "refuse"), (0.9, "escalate"), (1.0, "escalate")],
+    [
+        (0.0, "answer"),
+        (0.29, "answer"),
+        (0.3, "tool"),
+        (0.59, "tool"),
+        (0.6, "refuse"),
+        (0.89, "refuse"),
+        (0.9, "escalate"),
+        (1.0, "escalate"),
+    ],
 )
 def test_bands(score: float, expected: str):
     assert route(score) == expected
@@ -49,7 +58,11 @@ def write_wrapper_manifest(folder: Path, calibrated: list[CalibratedThreshold]) 
 
 def max_risk_spec(wrapper: Path | None, max_risk: float, delta: float = 0.1) -> AgentSpec:
     return AgentSpec.model_validate(
-        {"model": "smollm2-135m", "wrapper": str(wrapper) if wrapper else None, "policy": {"max_risk": max_risk, "delta": delta}}
+        {
+            "model": "smollm2-135m",
+            "wrapper": str(wrapper) if wrapper else None,
+            "policy": {"max_risk": max_risk, "delta": delta},
+        }
     )
 
 

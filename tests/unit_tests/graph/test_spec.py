@@ -147,4 +147,3 @@ def test_spec_must_be_a_mapping(tmp_path: Path, text: str):
 def test_missing_file(tmp_path: Path):
     with pytest.raises(MetaspiderError, match="cannot read agent spec"):
         load_spec(tmp_path / "nope.yaml")
-

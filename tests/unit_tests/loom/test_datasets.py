@@ -63,7 +63,11 @@ def test_all_questions_about_one_country_share_a_split(countries):
 
 def test_a_limited_sample_spans_the_subjects_and_grows_with_the_limit():
     # Stored subject by subject, as MMLU is: the first 40 rows would be one subject.
-    items = [Item(id=f"q{subject}-{i}", question="?", answers=("a",), subject=str(subject)) for subject in range(5) for i in range(40)]
+    items = [
+        Item(id=f"q{subject}-{i}", question="?", answers=("a",), subject=str(subject))
+        for subject in range(5)
+        for i in range(40)
+    ]
     small, large = sample_items(items, 40), sample_items(items, 80)
     assert len(small) == 40 and len(large) == 80
     assert len({item.subject for item in small}) == 5

@@ -27,7 +27,11 @@ ADDER = {
     "function": {
         "name": "add",
         "description": "Add two integers.",
-        "parameters": {"type": "object", "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}}, "required": ["a", "b"]},
+        "parameters": {
+            "type": "object",
+            "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
+            "required": ["a", "b"],
+        },
     },
 }
 
@@ -35,7 +39,10 @@ HISTORY = [
     SystemMessage("Be brief."),
     HumanMessage([{"type": "text", "text": "What is "}, {"type": "text", "text": "1 + 2?"}]),
     AIMessage(
-        [{"type": "text", "text": "Let me add."}, {"type": "tool_use", "id": "c1", "name": "add", "input": {"a": 1, "b": 2}}],
+        [
+            {"type": "text", "text": "Let me add."},
+            {"type": "tool_use", "id": "c1", "name": "add", "input": {"a": 1, "b": 2}},
+        ],
         tool_calls=[{"name": "add", "args": {"a": 1, "b": 2}, "id": "c1", "type": "tool_call"}],
     ),
     ToolMessage("3", tool_call_id="c1"),
@@ -66,7 +73,10 @@ def test_tool_history_renders_in_every_template(name):
 
 def test_protocol_rendering_names_the_tool_of_a_nameless_result():
     messages = to_template_messages(HISTORY, native=False)
-    assert messages[2] == {"role": "assistant", "content": 'Let me add.\n{"name": "add", "arguments": {"a": 1, "b": 2}}'}
+    assert messages[2] == {
+        "role": "assistant",
+        "content": 'Let me add.\n{"name": "add", "arguments": {"a": 1, "b": 2}}',
+    }
     assert messages[3] == {"role": "user", "content": "Result of tool add: 3"}
     assert messages[5]["content"] == "Result of tool add (error): Error: b must be positive"
 
@@ -106,7 +116,9 @@ def test_parallel_calls_and_text_around_them():
     remaining, calls = parse_tool_calls(text, ["add"])
     assert remaining == "Sure."
     assert [c.args["a"] for c in calls] == [1, 5]
-    remaining, calls = parse_tool_calls('{"name": "add", "arguments": {"a": 1, "b": 2}}\n{"name": "add", "arguments": {"a": 3, "b": 4}}', ["add"])
+    remaining, calls = parse_tool_calls(
+        '{"name": "add", "arguments": {"a": 1, "b": 2}}\n{"name": "add", "arguments": {"a": 3, "b": 4}}', ["add"]
+    )
     assert len(calls) == 2 and remaining == ""
 
 
@@ -116,7 +128,10 @@ def test_json_that_is_not_a_call_to_a_bound_tool_stays_text():
 
 
 def test_call_schema_pins_the_name_and_defaults_empty_arguments():
-    empty = {"type": "function", "function": {"name": "now", "description": "", "parameters": {"type": "object", "properties": {}}}}
+    empty = {
+        "type": "function",
+        "function": {"name": "now", "description": "", "parameters": {"type": "object", "properties": {}}},
+    }
     schema = call_schema([ADDER, empty])
     names = [option["properties"]["name"]["const"] for option in schema["anyOf"]]
     assert names == ["add", "now"]

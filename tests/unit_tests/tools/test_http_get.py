@@ -42,9 +42,7 @@ def test_refuses_host_off_the_allow_list(mock_http: respx.MockRouter):
     assert not route.called
 
 
-def test_refuses_loopback_literal_even_when_allowed(
-    mock_http: respx.MockRouter, monkeypatch: pytest.MonkeyPatch
-):
+def test_refuses_loopback_literal_even_when_allowed(mock_http: respx.MockRouter, monkeypatch: pytest.MonkeyPatch):
     # A literal IP resolves to itself (the system resolver's answer is checked in the integration suite).
     monkeypatch.setattr(http_get_module, "resolve_addresses", lambda host: [ipaddress.ip_address(host)])
     route = mock_http.get("http://127.0.0.1/")
@@ -99,9 +97,7 @@ def test_reports_a_timeout(mock_http: respx.MockRouter):
 
 
 def test_refuses_non_text_content(mock_http: respx.MockRouter):
-    mock_http.get("https://example.com/cat.png").respond(
-        200, content=b"\x89PNG", headers={"content-type": "image/png"}
-    )
+    mock_http.get("https://example.com/cat.png").respond(200, content=b"\x89PNG", headers={"content-type": "image/png"})
     assert fetch("https://example.com/cat.png") == "error: content type 'image/png' is not text"
 
 
