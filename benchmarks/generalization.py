@@ -157,7 +157,9 @@ def plot(results: dict[str, Any], path: Path) -> None:
     axes_list = figure.subplots(max(1, len(results)), 1, squeeze=False)[:, 0]
     colors = dict(
         zip(
-            METHODS, ("#1f77b4", "#2ca02c", "#17becf", "#9edae5", "#98df8a", "#ff7f0e", "#ffbb78", "#d62728", "#9467bd"), strict=False
+            METHODS,
+            ("#1f77b4", "#2ca02c", "#17becf", "#9edae5", "#98df8a", "#ff7f0e", "#ffbb78", "#d62728", "#9467bd"),
+            strict=False,
         )
     )
     for axes, (model, result) in zip(axes_list, results.items(), strict=False):

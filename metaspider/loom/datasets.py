@@ -129,12 +129,16 @@ def _position(share: float, size: int) -> int:
 def to_messages(item: Item) -> list[dict[str, str]]:
     """The chat prompt for an item: its earlier turns, then one user message."""
     earlier = [
-        {"role": role, "content": text} for turn in item.history for role, text in zip(("user", "assistant"), turn, strict=False)
+        {"role": role, "content": text}
+        for turn in item.history
+        for role, text in zip(("user", "assistant"), turn, strict=False)
     ]
     if item.kind == "open_ended":
         content = item.question
     elif item.is_multiple_choice:
-        options = "\n".join(f"{letter}. {choice}" for letter, choice in zip(string.ascii_uppercase, item.choices, strict=False))
+        options = "\n".join(
+            f"{letter}. {choice}" for letter, choice in zip(string.ascii_uppercase, item.choices, strict=False)
+        )
         content = f"{item.question}\n\n{options}\n\nAnswer with the letter only."
     else:
         content = f"{item.question}\nAnswer in a few words."

@@ -73,7 +73,9 @@ def load_pool(runs: Sequence[RunFolder], by: str = "auto") -> Pool:
     if len({(c.fingerprint, c.read_layers) for c in configs}) > 1:
         raise MetaspiderError(
             "the runs were collected with different models or read layers: "
-            + ", ".join(f"{run.path} ({c.model}, layers {list(c.read_layers)})" for run, c in zip(runs, configs, strict=False))
+            + ", ".join(
+                f"{run.path} ({c.model}, layers {list(c.read_layers)})" for run, c in zip(runs, configs, strict=False)
+            )
         )
     parts = []
     for run in runs:

@@ -136,7 +136,9 @@ def _stage_a(run: RunFolder, datasets: list[str], train_data: Collected, val_dat
             columns = [config.read_layers.index(layer) for layer in layers]
             wrapper = new_wrapper(d_model, layers, config.inject_layers)
 
-            def on_epoch(epoch: int, train_loss: float, val_loss: float) -> None:
+            def on_epoch(
+                epoch: int, train_loss: float, val_loss: float, index: int = index, layers: tuple = layers
+            ) -> None:
                 progress.update(
                     task,
                     completed=index * settings.max_epochs + epoch,

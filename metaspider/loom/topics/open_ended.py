@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import calendar
 import hashlib
-from collections.abc import Callable
 
 from metaspider.loom.datasets import Item
 from metaspider.loom.topics.common import country_name, geonames_cities, in_sentence, require, slug
@@ -62,7 +61,9 @@ def _subjects() -> dict[str, list[str]]:
 
 
 def _pick(template: str, subjects: list[str], count: int) -> list[str]:
-    key: Callable[[str], str] = lambda subject: hashlib.sha256(f"{template}|{subject}".encode()).hexdigest()
+    def key(subject: str) -> str:
+        return hashlib.sha256(f"{template}|{subject}".encode()).hexdigest()
+
     return sorted(sorted(subjects, key=key)[:count])
 
 
