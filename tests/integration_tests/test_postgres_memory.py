@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from integration_tests.postgres_server import PASSWORD, PostgresServer, running_postgres
 from metaspider.core.models.registry import DEFAULT_MODEL
-from tests.integration_tests.postgres_server import PASSWORD, PostgresServer, running_postgres
 
 pytest.importorskip("langgraph.checkpoint.postgres", reason="in the test extra: pip install -e '.[test]'")
 
