@@ -141,9 +141,9 @@ def yaml_cases(tmp: Path) -> list[Case]:
 
 
 def _shipped_wrapper() -> Path:
-    from metaspider.core.wrapper.handle import wrapper_folder
+    from metaspider.core.wrapper.handle import resolve_wrapper_path
 
-    return wrapper_folder("default", MODEL)
+    return resolve_wrapper_path("default", MODEL)
 
 
 def wrapper_cases(tmp: Path) -> list[Case]:

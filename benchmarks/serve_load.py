@@ -40,7 +40,7 @@ import httpx
 
 from metaspider.core.models.registry import resolve
 from metaspider.core.wrapper.folder import load_manifest, load_weights_numpy
-from metaspider.core.wrapper.handle import wrapper_folder
+from metaspider.core.wrapper.handle import resolve_wrapper_path
 from metaspider.core.wrapper.sidecar import write_sidecar
 
 PROMPTS = [
@@ -65,7 +65,7 @@ def _free_port() -> int:
 
 def _pooled_sidecar(model: str, folder: Path) -> Path:
     """The shipped wrapper's weights as a pooled/generated sidecar (what `deploy export` writes)."""
-    source = wrapper_folder("default", model)
+    source = resolve_wrapper_path("default", model)
     manifest, weights = load_manifest(source), load_weights_numpy(source)
     config = replace(manifest.config, injection="pooled", positions="generated")
     return write_sidecar(
