@@ -39,6 +39,7 @@ from metaspider.core.backbones.model_lock import (  # noqa: F401  (public: calle
     StreamAbandonedError,
 )
 from metaspider.core.names import Backend, ModifierName
+from metaspider.core.pipeline import Uncertainty
 from metaspider.errors import ContextOverflowError, MetaspiderError
 from metaspider.runtime.engine import Engine, get_engine
 from metaspider.runtime.tool_calls import (
@@ -211,6 +212,50 @@ class MetaSpiderChatModel(BaseChatModel):
         request = self._request(messages, None, call)
         return len(request.engine.backbone.chat_ids(request.messages, request.tools))
 
+    # --- pass 1 ------------------------------------------------------------------------------------
+
+    def assess(self, messages: LanguageModelInput, **kwargs: Any) -> Uncertainty:
+        """Pass 1 alone: u for `messages` before anything is generated, the very `Uncertainty` record an
+        answer to the same messages carries in `response_metadata["uncertainty"]` (the wrapper's score, or
+        without a wrapper the baseline `first_token_doubt`). An agent routes on it before it lets the model
+        answer (see `UncertaintyMiddleware`).
+
+        `kwargs` are the call arguments the answer would get (`tools`, `tool_choice`, `response_format`), so
+        the prompt read is the one the answer's pass 1 reads. The cache is left holding that prompt: an
+        answer that follows on the same messages re-evaluates only the decision token, not the whole prompt
+        (on different messages, only their common prefix is reused)."""
+        unknown = set(kwargs) - _CALL_KWARGS
+        if unknown:
+            raise MetaspiderError(f"MetaSpiderChatModel.assess: unsupported call argument(s) {sorted(unknown)}")
+        call = dict(kwargs)
+        tools = call.get("tools")
+        if tools:
+            call["tools"] = [convert_to_openai_tool(t) for t in tools]
+            names = [t["function"]["name"] for t in call["tools"]]
+            call["tool_choice"] = normalize_tool_choice(call.get("tool_choice"), names)
+        request = self._request(self._convert_input(messages).to_messages(), None, call)
+        engine = request.engine
+        lock = engine.lock
+        lease = lock.acquire(timeout=self.timeout, on_revoke=engine.backbone.abandon)
+        try:
+            self._check_fits(request)
+            return (
+                engine.pipeline(self.wrapper, self.modifier, self.gain)
+                .assess(request.messages, request.tools)
+                .uncertainty
+            )
+        finally:
+            lock.release(lease)
+
+    def _check_fits(self, request: _Request) -> None:
+        engine = request.engine
+        n_prompt = len(engine.backbone.chat_ids(request.messages, request.tools))
+        if n_prompt >= engine.n_ctx:
+            raise ContextOverflowError(
+                f"the prompt is {n_prompt} tokens but the context window of {request.model} holds {engine.n_ctx} "
+                "(n_ctx): shorten the input or raise n_ctx"
+            )
+
     # --- generation ---------------------------------------------------------------------------------
 
     def _generate(
@@ -298,16 +343,10 @@ class MetaSpiderChatModel(BaseChatModel):
 
     def _generate_locked(self, request: _Request, deadline: float | None) -> Generator[AIMessageChunk, None, None]:
         from metaspider.core.backbones.base import GenerationEnd
-        from metaspider.core.pipeline import baseline_score
 
         engine = request.engine
         pipeline = engine.pipeline(self.wrapper, self.modifier, self.gain)
-        n_prompt = len(engine.backbone.chat_ids(request.messages, request.tools))
-        if n_prompt >= engine.n_ctx:
-            raise ContextOverflowError(
-                f"the prompt is {n_prompt} tokens but the context window of {request.model} holds {engine.n_ctx} "
-                "(n_ctx): shorten the input or raise n_ctx"
-            )
+        self._check_fits(request)
         assessment = pipeline.assess(request.messages, request.tools)
         if deadline is not None and time.monotonic() > deadline:
             raise RequestTimeoutError(f"reading the prompt (pass 1) exceeded timeout={self.timeout}s")
@@ -316,14 +355,12 @@ class MetaSpiderChatModel(BaseChatModel):
         room = engine.n_ctx - len(assessment.ids)
         params = replace(request.params, constraint=constraint, max_tokens=min(request.params.max_tokens, room))
         holdback = _Holdback(request.mode)
-        tokens = []
         end: GenerationEnd | None = None
         with closing(pipeline.stream(assessment, params)) as stream:
             for item in stream:
                 if isinstance(item, GenerationEnd):
                     end = item
                     break
-                tokens.append(item)
                 text = holdback.push(item.text)
                 metadata = (
                     {"logprobs": {"content": [self._logprob(engine, item)]}}
@@ -335,10 +372,8 @@ class MetaSpiderChatModel(BaseChatModel):
                 if deadline is not None and time.monotonic() > deadline:
                     raise RequestTimeoutError(f"generation exceeded timeout={self.timeout}s")
         assert end is not None
-        content, calls = holdback.finish(request.tool_names)
+        content, calls = holdback.finish(request.tool_names, cut=end.finish_reason == "length")
         uncertainty = assessment.uncertainty
-        if assessment.reading is None:
-            uncertainty = replace(uncertainty, score=baseline_score(tokens))
         yield AIMessageChunk(
             content=content,
             tool_call_chunks=[_call_chunk(c, i) for i, c in enumerate(calls)],
@@ -350,7 +385,7 @@ class MetaSpiderChatModel(BaseChatModel):
             response_metadata={
                 "model_name": request.model,
                 "model_provider": "metaspider",
-                "finish_reason": "tool_calls" if calls else end.finish_reason,
+                "finish_reason": "tool_calls" if calls and end.finish_reason != "length" else end.finish_reason,
                 "uncertainty": uncertainty.as_dict(),
             },
             chunk_position="last",
@@ -449,14 +484,16 @@ def _with_response_format(request: _Request, response_format: dict) -> _Request:
 class _Holdback:
     """Holds back text that may turn out to be a tool call, so calls never leak into streamed content.
 
-    `auto` and `native`: a reply that starts like a call (JSON, a code fence, a `<tool_call>` tag) is
-    held until the end; `native` also holds everything from a `<tool_call>` tag later in the reply.
-    `forced`: all of it. `text`: nothing."""
+    `auto`: a reply that starts like a call (JSON, a code fence) is held until the end. `native`: the
+    template has its own call format, so only a `<tool_call>` tag (at the start or later) holds text, and
+    JSON in the reply stays text: a model echoing a call's JSON does not call again. `forced`: all of it
+    (the grammar writes one JSON call). `text`: nothing."""
 
     def __init__(self, mode: str):
         self._mode = mode
         self._held = ""
         self._at_start = mode != "text"
+        self._starts = (_NATIVE_MARKER,) if mode == "native" else _PROTOCOL_STARTS
 
     def push(self, text: str) -> str:
         if self._mode == "text":
@@ -466,7 +503,7 @@ class _Holdback:
             return ""
         if self._at_start:
             head = self._held.lstrip()
-            if not head or any(p.startswith(head) or head.startswith(p) for p in _PROTOCOL_STARTS):
+            if not head or any(p.startswith(head) or head.startswith(p) for p in self._starts):
                 return ""
             self._at_start = False
         if self._mode == "native":
@@ -481,11 +518,15 @@ class _Holdback:
         released, self._held = self._held[:at], self._held[at:]
         return released
 
-    def finish(self, tool_names: Sequence[str]) -> tuple[str, list[ToolCall]]:
-        """The held text (what remains of it once calls are taken out) and the calls found in it."""
-        if not self._held or not tool_names:
+    def finish(self, tool_names: Sequence[str], cut: bool = False) -> tuple[str, list[ToolCall]]:
+        """The held text (what remains of it once calls are taken out) and the calls found in it.
+
+        `cut`: generation stopped at `max_tokens`. A reply the model did not finish makes no calls (its
+        text is returned as it is, and the finish reason says "length"), except under `forced`, where the
+        grammar closes the call within the token budget."""
+        if not self._held or not tool_names or (cut and self._mode != "forced"):
             return self._held, []
-        return parse_tool_calls(self._held, tool_names)
+        return parse_tool_calls(self._held, tool_names, json_calls=self._mode != "native")
 
 
 def _call_chunk(call: ToolCall, index: int) -> ToolCallChunk:

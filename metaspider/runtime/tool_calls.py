@@ -166,15 +166,20 @@ def _arguments_schema(parameters: dict | None) -> dict:
     return parameters
 
 
-def parse_tool_calls(text: str, tool_names: Sequence[str]) -> tuple[str, list[ToolCall]]:
-    """(remaining text, calls): native `<tool_call>` blocks, else a JSON call object in the text.
+def parse_tool_calls(text: str, tool_names: Sequence[str], json_calls: bool = True) -> tuple[str, list[ToolCall]]:
+    """(remaining text, calls): native `<tool_call>` blocks, else (with `json_calls`) a bare or fenced JSON
+    call object in the text.
 
-    Only calls to bound tools count, so ordinary JSON in an answer is left alone."""
+    Only calls to bound tools count, so ordinary JSON in an answer is left alone. A model whose template
+    has a native call format is parsed with `json_calls=False`: its JSON outside `<tool_call>` is text
+    (often an earlier call echoed back), not a new call."""
     native = [m.group(1) for m in _NATIVE_CALL.finditer(text)]
     if native:
         calls = [c for body in native for c in _calls_in(_loads(body), tool_names)]
         if calls:
             return _NATIVE_CALL.sub("", text).strip(), calls
+    if not json_calls:
+        return text, []
     decoder = json.JSONDecoder()
     for match in re.finditer(r"[\[{]", text):
         try:

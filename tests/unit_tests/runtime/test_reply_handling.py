@@ -1,0 +1,101 @@
+"""What the chat model makes of a reply: JSON is a call only where the template has no call format of its
+own, a reply cut by max_tokens is "length" and makes no call, every reply carries a numeric score, and
+`assess` gives the very record the answer reports."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from langchain_core.tools import tool
+
+from metaspider import MetaSpiderChatModel, Uncertainty
+from metaspider.core.pipeline import first_token_doubt
+from metaspider.errors import MetaspiderError
+from tests.unit_tests.runtime.scripted_backbone import NATIVE_TEMPLATE, SURE, VOCAB, ScriptedBackbone, install
+
+
+@tool
+def secret(key: str) -> str:
+    """Look up the secret stored under `key`."""
+    return "42"
+
+
+CALL_JSON = '{"name": "secret", "arguments": {"key": "x"}}'
+
+
+def chat(monkeypatch: pytest.MonkeyPatch, reply: str, template: str | None = None, **fields) -> MetaSpiderChatModel:
+    backbone = ScriptedBackbone(reply, template) if template else ScriptedBackbone(reply)
+    return MetaSpiderChatModel(model=install(monkeypatch, backbone), **fields)
+
+
+@pytest.mark.parametrize("reply", [CALL_JSON, f"```json\n{CALL_JSON}\n```", f"I would call {CALL_JSON}"])
+def test_json_is_text_when_the_template_has_its_own_call_format(monkeypatch, reply):
+    message = chat(monkeypatch, reply, NATIVE_TEMPLATE).bind_tools([secret]).invoke("What is the secret?")
+    assert message.tool_calls == []
+    assert message.content == reply
+    assert message.response_metadata["finish_reason"] == "stop"
+
+
+def test_native_tag_is_still_a_call(monkeypatch):
+    message = chat(monkeypatch, f"<tool_call>\n{CALL_JSON}\n</tool_call>", NATIVE_TEMPLATE).bind_tools([secret])
+    reply = message.invoke("What is the secret?")
+    assert [(c["name"], c["args"]) for c in reply.tool_calls] == [("secret", {"key": "x"})]
+    assert reply.response_metadata["finish_reason"] == "tool_calls"
+
+
+@pytest.mark.parametrize("reply", [CALL_JSON, f"```json\n{CALL_JSON}\n```"])
+def test_json_is_a_call_when_the_template_has_no_call_format(monkeypatch, reply):
+    message = chat(monkeypatch, reply).bind_tools([secret]).invoke("What is the secret?")
+    assert [c["name"] for c in message.tool_calls] == ["secret"]
+    assert message.response_metadata["finish_reason"] == "tool_calls"
+
+
+@pytest.mark.parametrize(
+    ("reply", "template"),
+    [
+        (CALL_JSON + "\n" + CALL_JSON, None),
+        (f"<tool_call>\n{CALL_JSON}\n</tool_call>\n<tool_call>\n{CALL_JSON}", NATIVE_TEMPLATE),
+    ],
+)
+def test_a_reply_cut_by_max_tokens_is_length_and_makes_no_call(monkeypatch, reply, template):
+    cut = len(reply) - 10  # the first call is whole, the second is a fragment
+    message = chat(monkeypatch, reply, template, max_tokens=cut).bind_tools([secret]).invoke("What is the secret?")
+    assert message.response_metadata["finish_reason"] == "length"
+    assert message.tool_calls == []
+    assert message.content == reply[:cut]
+
+
+def test_an_empty_reply_has_a_numeric_score(monkeypatch):
+    message = chat(monkeypatch, "").invoke("Say nothing.")
+    assert message.content == ""
+    score = message.response_metadata["uncertainty"]["score"]
+    assert isinstance(score, float) and 0.0 <= score <= 1.0
+    assert score > 0.5  # the fake is unsure, so a route `score > 0.5` works on empty replies too
+
+
+def test_assess_is_the_record_the_answer_reports(monkeypatch):
+    llm = chat(monkeypatch, "Paris.")
+    assessed = llm.assess("What is the capital of France?")
+    assert isinstance(assessed, Uncertainty)
+    logits = np.zeros(VOCAB)
+    logits[1] = SURE  # "P", the reply's first token
+    assert math.isclose(assessed.score, first_token_doubt(logits))
+    assert assessed.decision == "unassessed"
+    answer = llm.invoke("What is the capital of France?")
+    assert answer.content == "Paris."
+    assert answer.response_metadata["uncertainty"] == assessed.as_dict()
+
+
+def test_assess_reads_the_prompt_the_answer_reads(monkeypatch):
+    backbone = ScriptedBackbone("Paris.")
+    llm = MetaSpiderChatModel(model=install(monkeypatch, backbone))
+    llm.assess("What is the capital of France?", tools=[secret])
+    with_tools = backbone.evaluated[-1]
+    llm.assess("What is the capital of France?")
+    assert backbone.evaluated[-1] < with_tools  # the tools' instructions are part of the prompt read
+    llm.bind_tools([secret]).invoke("What is the capital of France?")
+    assert backbone.evaluated[-1] == with_tools
+    with pytest.raises(MetaspiderError, match="unsupported call argument"):
+        llm.assess("hi", temperature=0.5)
