@@ -21,7 +21,7 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackMana
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
 from langchain_core.language_models.chat_models import generate_from_stream
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolCallChunk
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolCallChunk, ToolMessage
 from langchain_core.output_parsers import JsonOutputKeyToolsParser, JsonOutputParser, PydanticOutputParser
 from langchain_core.output_parsers.openai_tools import PydanticToolsParser
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
@@ -333,7 +333,11 @@ class MetaSpiderChatModel(BaseChatModel):
             stop=tuple(stops or ()),
             top_logprobs=int(top or 0),
         )
-        request = _Request(engine, model, rendered, None, [], "text", None, params, logprobs)
+        # A template with its own call format: JSON outside <tool_call> is a call only before this turn has
+        # a tool result (small models such as qwen2.5-coder-0.5b call tools with bare JSON, then echo that
+        # JSON after the result, which must not call again).
+        json_calls = not native or not _turn_has_tool_results(messages)
+        request = _Request(engine, model, rendered, None, [], "text", None, params, logprobs, json_calls)
         if tools and choice != "none":
             return _with_tools(request, tools, choice, native)
         response_format = kwargs.get("response_format")
@@ -354,7 +358,7 @@ class MetaSpiderChatModel(BaseChatModel):
         # The answer gets the room the prompt leaves: generation never runs out of context mid-stream.
         room = engine.n_ctx - len(assessment.ids)
         params = replace(request.params, constraint=constraint, max_tokens=min(request.params.max_tokens, room))
-        holdback = _Holdback(request.mode)
+        holdback = _Holdback(request.mode, request.json_calls)
         end: GenerationEnd | None = None
         with closing(pipeline.stream(assessment, params)) as stream:
             for item in stream:
@@ -436,6 +440,8 @@ class _Request:
     grammar: str | None
     params: Any
     logprobs: bool
+    json_calls: bool = True
+    """Whether a bare or fenced JSON call object in the reply is a call (see `_Holdback`)."""
 
 
 def _with_tools(request: _Request, tools: list[dict], choice: str, native: bool) -> _Request:
@@ -485,15 +491,17 @@ class _Holdback:
     """Holds back text that may turn out to be a tool call, so calls never leak into streamed content.
 
     `auto`: a reply that starts like a call (JSON, a code fence) is held until the end. `native`: the
-    template has its own call format, so only a `<tool_call>` tag (at the start or later) holds text, and
-    JSON in the reply stays text: a model echoing a call's JSON does not call again. `forced`: all of it
-    (the grammar writes one JSON call). `text`: nothing."""
+    template has its own call format; a `<tool_call>` tag (at the start or later) holds text, and so does a
+    reply starting like JSON while `json_calls` (no tool result yet in this turn). Once the turn holds a
+    tool result, JSON in the reply stays text: a model echoing a call's JSON does not call again.
+    `forced`: all of it (the grammar writes one JSON call). `text`: nothing."""
 
-    def __init__(self, mode: str):
+    def __init__(self, mode: str, json_calls: bool = True):
         self._mode = mode
         self._held = ""
         self._at_start = mode != "text"
-        self._starts = (_NATIVE_MARKER,) if mode == "native" else _PROTOCOL_STARTS
+        self._json_calls = json_calls or mode == "forced"
+        self._starts = _PROTOCOL_STARTS if self._json_calls else (_NATIVE_MARKER,)
 
     def push(self, text: str) -> str:
         if self._mode == "text":
@@ -526,7 +534,17 @@ class _Holdback:
         grammar closes the call within the token budget."""
         if not self._held or not tool_names or (cut and self._mode != "forced"):
             return self._held, []
-        return parse_tool_calls(self._held, tool_names, json_calls=self._mode != "native")
+        return parse_tool_calls(self._held, tool_names, json_calls=self._json_calls)
+
+
+def _turn_has_tool_results(messages: Sequence[BaseMessage]) -> bool:
+    """Whether a tool result follows the last human message (the current turn has used a tool)."""
+    for message in reversed(messages):
+        if isinstance(message, ToolMessage):
+            return True
+        if isinstance(message, HumanMessage):
+            return False
+    return False
 
 
 def _call_chunk(call: ToolCall, index: int) -> ToolCallChunk:

@@ -1,5 +1,5 @@
-"""What the chat model makes of a reply: JSON is a call only where the template has no call format of its
-own, a reply cut by max_tokens is "length" and makes no call, every reply carries a numeric score, and
+"""What the chat model makes of a reply: with a native call format, JSON is a call only before the turn's
+first tool result (after it, an echo), a reply cut by max_tokens is "length" and makes no call, every reply carries a numeric score, and
 `assess` gives the very record the answer reports."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 
 from metaspider import MetaSpiderChatModel, Uncertainty
@@ -30,12 +31,34 @@ def chat(monkeypatch: pytest.MonkeyPatch, reply: str, template: str | None = Non
     return MetaSpiderChatModel(model=install(monkeypatch, backbone), **fields)
 
 
+AFTER_A_RESULT = [
+    HumanMessage("What is the secret?"),
+    AIMessage("", tool_calls=[{"name": "secret", "args": {"key": "x"}, "id": "c1", "type": "tool_call"}]),
+    ToolMessage("42", tool_call_id="c1"),
+]
+
+
 @pytest.mark.parametrize("reply", [CALL_JSON, f"```json\n{CALL_JSON}\n```", f"I would call {CALL_JSON}"])
-def test_json_is_text_when_the_template_has_its_own_call_format(monkeypatch, reply):
-    message = chat(monkeypatch, reply, NATIVE_TEMPLATE).bind_tools([secret]).invoke("What is the secret?")
+def test_json_after_a_tool_result_is_text_when_the_template_has_its_own_call_format(monkeypatch, reply):
+    message = chat(monkeypatch, reply, NATIVE_TEMPLATE).bind_tools([secret]).invoke(AFTER_A_RESULT)
     assert message.tool_calls == []
     assert message.content == reply
     assert message.response_metadata["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize("reply", [CALL_JSON, f"```json\n{CALL_JSON}\n```"])
+def test_json_before_any_tool_result_is_a_call_in_every_template(monkeypatch, reply):
+    """Small models with a native format (qwen2.5-coder-0.5b) call tools with bare or fenced JSON."""
+    for template in (NATIVE_TEMPLATE, None):
+        message = chat(monkeypatch, reply, template).bind_tools([secret]).invoke("What is the secret?")
+        assert [(c["name"], c["args"]) for c in message.tool_calls] == [("secret", {"key": "x"})]
+        assert message.response_metadata["finish_reason"] == "tool_calls"
+
+
+def test_a_new_question_after_an_earlier_turn_with_tools_may_call_again(monkeypatch):
+    history = [*AFTER_A_RESULT, AIMessage("It is 42."), HumanMessage("And the secret under y?")]
+    message = chat(monkeypatch, CALL_JSON, NATIVE_TEMPLATE).bind_tools([secret]).invoke(history)
+    assert [c["name"] for c in message.tool_calls] == ["secret"]
 
 
 def test_native_tag_is_still_a_call(monkeypatch):
@@ -45,11 +68,10 @@ def test_native_tag_is_still_a_call(monkeypatch):
     assert reply.response_metadata["finish_reason"] == "tool_calls"
 
 
-@pytest.mark.parametrize("reply", [CALL_JSON, f"```json\n{CALL_JSON}\n```"])
-def test_json_is_a_call_when_the_template_has_no_call_format(monkeypatch, reply):
-    message = chat(monkeypatch, reply).bind_tools([secret]).invoke("What is the secret?")
+def test_json_after_a_tool_result_is_still_a_call_without_a_native_format(monkeypatch):
+    """The protocol format of other templates is JSON itself."""
+    message = chat(monkeypatch, CALL_JSON).bind_tools([secret]).invoke(AFTER_A_RESULT)
     assert [c["name"] for c in message.tool_calls] == ["secret"]
-    assert message.response_metadata["finish_reason"] == "tool_calls"
 
 
 @pytest.mark.parametrize(
