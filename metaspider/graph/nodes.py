@@ -26,7 +26,7 @@ from metaspider.graph.policy import Thresholds, decide
 from metaspider.graph.spec import AgentSpec, HumanEscalation, ModelEscalation
 from metaspider.graph.state import AgentState, Route
 from metaspider.runtime.chat_model import MetaSpiderChatModel
-from metaspider.tools.specs import CalculatorSpec, HttpGetSpec, KnowledgeBaseSpec, ToolSpec
+from metaspider.tools.specs import CalculatorSpec, HttpGetSpec, ImportToolSpec, KnowledgeBaseSpec, ToolSpec
 
 N_CTX = 2048
 """The default context window (the spec's `n_ctx:` when it names none)."""
@@ -101,6 +101,8 @@ def _applicability(spec: ToolSpec) -> Callable[[str], bool]:
             return lambda question: bool(knowledge_base.search(question, 1))
         case HttpGetSpec():
             return lambda question: bool(_URL.search(question))
+        case ImportToolSpec():
+            return always_applies
     raise TypeError(f"unknown tool spec {spec!r}")
 
 
