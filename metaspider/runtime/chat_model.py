@@ -48,6 +48,7 @@ from metaspider.runtime.tool_calls import (
     has_native_tool_calls,
     parse_tool_calls,
     protocol_prompt,
+    template_tool,
     to_template_messages,
     with_system_text,
 )
@@ -461,7 +462,12 @@ def _with_tools(request: _Request, tools: list[dict], choice: str, native: bool)
         grammar = schema_grammar(call_schema(allowed), request.params.max_tokens)
     mode: Literal["auto", "native", "forced"] = "forced" if forced else ("native" if native else "auto")
     return replace(
-        request, messages=messages, tools=tools if native else None, tool_names=names, mode=mode, grammar=grammar
+        request,
+        messages=messages,
+        tools=[template_tool(t) for t in tools] if native else None,
+        tool_names=names,
+        mode=mode,
+        grammar=grammar,
     )
 
 

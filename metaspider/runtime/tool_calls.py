@@ -116,6 +116,22 @@ def _tool_result(message: ToolMessage, name: str, native: bool) -> Message:
     return {"role": "user", "content": f"Result of tool {name}{status}: {text}"}
 
 
+_SCHEMA_KEY_ORDER = ("type", "properties", "required")
+
+
+def template_tool(tool: dict) -> dict:
+    """An OpenAI-format tool with its parameters' keys in the order Hugging Face's `get_json_schema` writes
+    them (`type`, `properties`, `required`), the order native-format models saw in training. LangChain writes
+    `properties` first, and qwen2.5-coder-0.5b then copies the schema (`{"properties": ...}`) as the call's
+    arguments instead of filling them in."""
+    function = dict(tool["function"])
+    parameters = function.get("parameters")
+    if isinstance(parameters, dict):
+        ordered = {k: parameters[k] for k in _SCHEMA_KEY_ORDER if k in parameters}
+        function["parameters"] = ordered | {k: v for k, v in parameters.items() if k not in ordered}
+    return {**tool, "function": function}
+
+
 def call_json(name: str, args: dict[str, Any]) -> str:
     """A tool call as the JSON object the model is asked to write."""
     return json.dumps({"name": name, "arguments": args}, ensure_ascii=False)

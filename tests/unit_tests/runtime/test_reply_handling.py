@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
+from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from metaspider import MetaSpiderChatModel, Uncertainty
 from metaspider.core.pipeline import first_token_doubt
@@ -121,3 +122,14 @@ def test_assess_reads_the_prompt_the_answer_reads(monkeypatch):
     assert backbone.evaluated[-1] == with_tools
     with pytest.raises(MetaspiderError, match="unsupported call argument"):
         llm.assess("hi", temperature=0.5)
+
+
+def test_native_templates_see_the_parameters_in_the_trained_key_order(monkeypatch):
+    """`type`, `properties`, `required` (Hugging Face's order), whatever order LangChain wrote."""
+    backbone = ScriptedBackbone("ok", NATIVE_TEMPLATE)
+    llm = MetaSpiderChatModel(model=install(monkeypatch, backbone))
+    request = llm._request([HumanMessage("What is the secret?")], None, {"tools": [convert_to_openai_tool(secret)]})
+    assert request.tools is not None
+    assert list(request.tools[0]["function"]["parameters"]) == ["type", "properties", "required"]
+    prompt = backbone.render(request.messages, request.tools)
+    assert '"parameters": {"type": "object", "properties": {"key":' in prompt
