@@ -390,7 +390,7 @@ class MetaSpiderChatModel(BaseChatModel):
             response_metadata={
                 "model_name": request.model,
                 "model_provider": "metaspider",
-                "finish_reason": "tool_calls" if calls and end.finish_reason != "length" else end.finish_reason,
+                "finish_reason": "tool_calls" if calls else end.finish_reason,  # a cut reply has no calls (_Holdback)
                 "uncertainty": uncertainty.as_dict(),
             },
             chunk_position="last",
