@@ -155,12 +155,3 @@ def first_token_doubt(logits: np.ndarray) -> float:
     temperature), the same for every backbone."""
     shifted = logits.astype(np.float64) - float(np.max(logits))
     return 1.0 - 1.0 / math.fsum(np.exp(shifted))
-
-
-def baseline_score(tokens: list[TokenOut]) -> float | None:
-    """1 − mean probability of the chosen tokens: the max-softmax baseline over a whole answer (a score after
-    the answer, for evaluation; the chat model reports `first_token_doubt`)."""
-    scored = [t for t in tokens if t.token_id >= 0]
-    if not scored:
-        return None
-    return 1.0 - sum(math.exp(t.logprob) for t in scored) / len(scored)
