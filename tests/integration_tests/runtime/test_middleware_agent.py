@@ -34,8 +34,8 @@ POLICIES = {
 }
 
 
-def run_agent(policy: str) -> dict:
-    llm = MetaSpiderChatModel(model=MODEL, n_threads=1, max_tokens=96)
+def run_agent(policy: str, model: str = MODEL) -> dict:
+    llm = MetaSpiderChatModel(model=model, n_threads=1, max_tokens=96)
     make = POLICIES[policy]
     agent = create_agent(llm, tools=[vault_code], middleware=[make()] if make else [])
     # A recursion limit of 12 allows five tool rounds: hitting it raises GraphRecursionError and fails the test.
@@ -43,8 +43,9 @@ def run_agent(policy: str) -> dict:
 
 
 @pytest.mark.parametrize("policy", list(POLICIES))
-def test_agent_answers_from_a_tool_only_it_knows_and_stops(policy):
-    state = run_agent(policy)
+@pytest.mark.parametrize("model", [MODEL, pytest.param("qwen2.5-coder-1.5b", marks=pytest.mark.slow)])
+def test_agent_answers_from_a_tool_only_it_knows_and_stops(policy, model):
+    state = run_agent(policy, model)
     messages = state["messages"]
     tool_results = [m for m in messages if isinstance(m, ToolMessage)]
     final = messages[-1]
