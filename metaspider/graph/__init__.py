@@ -1,0 +1,1 @@
+"""The refusal-aware agent: its YAML spec, LangGraph graph, routing policy, memory and REPL."""

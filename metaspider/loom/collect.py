@@ -94,7 +94,7 @@ def collect(
     done = run.stored_ids(dataset, split)
     todo = [item for item in items if item.id not in done]
     with_consistency = {item.id for item in sample_items(items, consistency)} if consistency > 0 else set()
-    records, acts, acts_post, prefixes = [], [], [], []
+    writer = ChunkWriter(run, dataset, split)
     collect_item = ItemCollector(backbone, config)
     started = time.monotonic()
     with progress_bar() as progress:
@@ -102,16 +102,9 @@ def collect(
             f"collect {dataset}/{split}", total=len(items), completed=len(items) - len(todo), info=""
         )
         for item in todo:
-            result = collect_item(item, consistency=item.id in with_consistency)
-            records.append(result.record)
-            acts.append(result.acts)
-            acts_post.append(result.acts_post)
-            if result.prefix is not None:
-                prefixes.append(result.prefix)
-            if len(records) == CHUNK_SIZE:
-                _flush(run, dataset, split, records, acts, acts_post, prefixes)
+            writer.add(collect_item(item, consistency=item.id in with_consistency))
             progress.advance(task)
-        _flush(run, dataset, split, records, acts, acts_post, prefixes)
+        writer.flush()
     record_time(run, dataset, split, time.monotonic() - started, len(todo))
     stored = run.load(dataset, split)
     return CollectSummary(dataset, split, len(stored.records), len(todo), float(np.mean(stored.labels("correct"))))
@@ -269,14 +262,30 @@ def _prefix_states(
     return np.concatenate(parts).astype(np.float16)
 
 
-def _flush(
-    run: RunFolder, dataset: str, split: str, records: list, acts: list, acts_post: list, prefixes: list
-) -> None:
-    if not records:
-        return
-    arrays = {"acts": np.stack(acts), "acts_post": np.stack(acts_post)}
-    if prefixes:
-        arrays["prefix"] = np.concatenate(prefixes)
-    run.write_chunk(dataset, split, list(records), arrays)
-    for buffer in (records, acts, acts_post, prefixes):
-        buffer.clear()
+class ChunkWriter:
+    """Buffers collected questions and writes them to the run folder in chunks of `CHUNK_SIZE`, so an
+    interrupted collect loses at most one chunk; the single-process and the Ray collect both write here."""
+
+    def __init__(self, run: RunFolder, dataset: str, split: str):
+        self.run, self.dataset, self.split = run, dataset, split
+        self.items: list[CollectedItem] = []
+
+    def add(self, item: CollectedItem) -> None:
+        """Keep one question's results; a full chunk is written at once."""
+        self.items.append(item)
+        if len(self.items) == CHUNK_SIZE:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is buffered (nothing to do when empty)."""
+        if not self.items:
+            return
+        arrays = {
+            "acts": np.stack([item.acts for item in self.items]),
+            "acts_post": np.stack([item.acts_post for item in self.items]),
+        }
+        prefixes = [item.prefix for item in self.items if item.prefix is not None]
+        if prefixes:
+            arrays["prefix"] = np.concatenate(prefixes)
+        self.run.write_chunk(self.dataset, self.split, [item.record for item in self.items], arrays)
+        self.items = []

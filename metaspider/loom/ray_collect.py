@@ -8,7 +8,7 @@ point and, for stage B, the prefix layer's outputs over prompt + target (float16
 
 Each worker runs `ItemCollector`, the single-process collect's per-question step, on batches of
 consecutive questions (so its shared-prefix cache keeps working), and the driver stores the results in
-question order, in chunks of `CHUNK_SIZE`, through the same writer: the run folder cannot tell the two
+question order, in chunks, through the same `ChunkWriter`: the run folder cannot tell the two
 collects apart. Ray is an optional dependency (`pip install 'metaspider[ray]'`)."""
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 
 from metaspider.errors import MetaspiderError
-from metaspider.loom.collect import CHUNK_SIZE, CollectedItem, CollectSummary, ItemCollector, _flush, record_time
+from metaspider.loom.collect import ChunkWriter, CollectedItem, CollectSummary, ItemCollector, record_time
 from metaspider.loom.datasets import Item, load_items, sample_items, split_items
 from metaspider.loom.progress import progress_bar
 from metaspider.loom.run_folder import RunConfig, RunFolder
@@ -90,21 +90,12 @@ def ray_collect(
                 completed=len(items) - len(todo),
                 info=f"{n_workers} Ray workers",
             )
-            records: list[dict] = []
-            acts: list[np.ndarray] = []
-            acts_post: list[np.ndarray] = []
-            prefixes: list[np.ndarray] = []
+            writer = ChunkWriter(run, dataset, split)
             jobs = [(item, item.id in with_consistency) for item in todo]
             for batch in _ordered_results(ray, workers, jobs, lambda n: progress.advance(task, n)):
                 for result in batch:
-                    records.append(result.record)
-                    acts.append(result.acts)
-                    acts_post.append(result.acts_post)
-                    if result.prefix is not None:
-                        prefixes.append(result.prefix)
-                    if len(records) == CHUNK_SIZE:
-                        _flush(run, dataset, split, records, acts, acts_post, prefixes)
-            _flush(run, dataset, split, records, acts, acts_post, prefixes)
+                    writer.add(result)
+            writer.flush()
         record_time(run, dataset, split, time.monotonic() - started_at, len(todo))
     finally:
         for worker in workers:
