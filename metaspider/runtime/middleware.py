@@ -5,14 +5,14 @@ from langchain.agents import create_agent
 from metaspider import MetaSpiderChatModel, UncertaintyMiddleware
 
 agent = create_agent(
-    MetaSpiderChatModel(model="qwen2.5-coder-0.5b", wrapper="default"),
+    MetaSpiderChatModel(model="qwen2.5-coder-0.5b"),
     tools=[my_tool],
     middleware=[UncertaintyMiddleware(answer_below=0.4, tool_below=0.8)],
 )
 agent.invoke({"messages": [("user", "What is the secret code of vault 7?")]})
 ```
 
-Before every model call (`before_model`) the middleware asks the chat model for u with
+Before every model call (in `wrap_model_call`, which sees the model and the tools) the middleware asks the chat model for u with
 `MetaSpiderChatModel.assess`, on the current question and this turn's tool results only (the last
 human message and what follows it, after the system prompt): the history of earlier turns does not
 raise u. The policy turns u into a route:
@@ -24,7 +24,9 @@ raise u. The policy turns u into a route:
 - **escalate** (u >= escalate_above): with `fallback=` (any `BaseChatModel`) that model answers the
   turn; otherwise the model drafts an answer and `interrupt()` hands the question, the draft, u and the
   reason to a human. Resume with `Command(resume=True)` (accept the draft), `Command(resume="...")`
-  (the human's own answer) or `Command(resume=False)` (refuse). Interrupts need a checkpointer.
+  (the human's own answer) or `Command(resume=False)` (refuse). Interrupts need a checkpointer. On resume
+  LangGraph runs the model step again: u is read again and the draft written again (greedy decoding: the
+  same draft) before the human's answer is taken.
 - **refuse** (anything else): a refusal AIMessage without tool calls, so the run ends with it.
 
 Each step's route, u, reason and the whole `Uncertainty` record land in the agent state (`routing`: the
@@ -41,7 +43,7 @@ from __future__ import annotations
 import asyncio
 import operator
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Annotated, Any, Literal, NotRequired, Protocol, runtime_checkable
+from typing import Annotated, Any, NotRequired, Protocol, runtime_checkable
 
 from langchain.agents.middleware.types import (
     AgentMiddleware,
@@ -57,8 +59,6 @@ from langgraph.types import Command, interrupt
 from metaspider.core.pipeline import Uncertainty
 from metaspider.errors import MetaspiderError
 from metaspider.graph.policy import Decision, Thresholds, decide
-
-Route = Literal["answer", "tool", "refuse", "escalate"]
 
 BASELINE_THRESHOLDS = Thresholds(answer_below=0.5, tool_below=0.9, source="baseline default")
 """The policy without a wrapper and without thresholds, on the baseline u = 1 − the max softmax probability
