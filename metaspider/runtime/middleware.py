@@ -12,10 +12,10 @@ agent = create_agent(
 agent.invoke({"messages": [("user", "What is the secret code of vault 7?")]})
 ```
 
-Before every model call (in `wrap_model_call`, which sees the model and the tools) the middleware asks the chat model for u with
-`MetaSpiderChatModel.assess`, on the current question and this turn's tool results only (the last
-human message and what follows it, after the system prompt): the history of earlier turns does not
-raise u. The policy turns u into a route:
+Before every model call (in `wrap_model_call`, which sees the model and the tools) the middleware asks
+the chat model for u with `MetaSpiderChatModel.assess`, on the current question and this turn's tool
+results only (the last human message and what follows it, after the system prompt): the history of
+earlier turns does not raise u. The policy turns u into a route:
 
 - **answer** (u < answer_below): the call goes through; the model may still call tools itself.
 - **tool** (answer_below <= u < tool_below): the call is made with a tool required (`tool_choice="any"`)
