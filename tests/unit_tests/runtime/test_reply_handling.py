@@ -1,6 +1,6 @@
 """What the chat model makes of a reply: with a native call format, JSON is a call only before the turn's
-first tool result (after it, an echo), a reply cut by max_tokens is "length" and makes no call, every reply carries a numeric score, and
-`assess` gives the very record the answer reports."""
+first tool result (after it, an echo), a reply cut by max_tokens is "length" and makes no call, every
+reply carries a numeric score, and `assess` gives the very record the answer reports."""
 
 from __future__ import annotations
 
