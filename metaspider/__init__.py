@@ -10,7 +10,8 @@ start-up) loads no torch, llama.cpp or LangChain:
     result = pipeline.run([{"role": "user", "content": "What is the capital of Peru?"}], SamplingParams(max_tokens=32))
     result.text, result.uncertainty.score, result.uncertainty.decision
 
-`MetaSpiderChatModel` is the same as a LangChain chat model; `Wrapper` opens, saves and exports wrapper files."""
+`MetaSpiderChatModel` is the same as a LangChain chat model, `UncertaintyMiddleware` routes a LangChain
+`create_agent` agent on its u; `Wrapper` opens, saves and exports wrapper files."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from metaspider.core.wrapper.modifiers import Modifier
     from metaspider.errors import MetaspiderError
     from metaspider.runtime.chat_model import MetaSpiderChatModel
+    from metaspider.runtime.middleware import UncertaintyMiddleware
 
 _PUBLIC = {
     "Backbone": "metaspider.core.backbones.base",
@@ -35,6 +37,7 @@ _PUBLIC = {
     "Result": "metaspider.core.pipeline",
     "SamplingParams": "metaspider.core.backbones.base",
     "Uncertainty": "metaspider.core.pipeline",
+    "UncertaintyMiddleware": "metaspider.runtime.middleware",
     "Wrapper": "metaspider.core.wrapper.handle",
     "load_backbone": "metaspider.core.backbones",
     "load_wrapper": "metaspider.core.wrapper.handle",
@@ -49,6 +52,7 @@ __all__ = [
     "Result",
     "SamplingParams",
     "Uncertainty",
+    "UncertaintyMiddleware",
     "Wrapper",
     "load_backbone",
     "load_wrapper",

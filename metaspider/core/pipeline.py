@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from metaspider.core.backbones.base import Backbone, GenerationEnd, Injection, Priming, SamplingParams, TokenOut
 from metaspider.core.backbones.chat_template import Message
 from metaspider.core.wrapper.handle import Wrapper, load_wrapper
@@ -22,8 +24,10 @@ from metaspider.core.wrapper.runtime import Reading, WrapperRuntime
 class Uncertainty:
     """What a caller needs to act on the doubt: u, the decision it implies and the knobs behind it.
 
-    Without a wrapper, `score` is 1 − the mean max-softmax probability of the generated tokens (the
-    baseline) and `decision` is "unassessed"."""
+    Without a wrapper, `score` is the pass-1 baseline `first_token_doubt`: 1 − the max softmax probability of
+    the first answer token at the decision point, known before anything is generated, so the score an agent
+    routes on and the score the answer reports are one number (an empty reply has it too). `decision` is
+    then "unassessed"."""
 
     score: float | None
     decision: str
@@ -83,11 +87,13 @@ class Pipeline:
         self.threshold = threshold if threshold is not None else (manifest.answer_below if manifest else None)
 
     def assess(self, messages: list[Message], tools: list[dict] | None = None) -> Assessment:
-        """Pass 1: the prompt's ids, u and the decision, and the injection pass 2 will use. Without a wrapper, only
-        the ids (u comes from the generated tokens' probabilities instead)."""
+        """Pass 1: the prompt's ids, u and the decision, and the injection pass 2 will use. Without a wrapper, u is
+        the baseline `first_token_doubt` of the next-token logits. Either way the cache is left holding the
+        prompt, so a following `stream` on these ids re-evaluates at most the decision token."""
         ids = self.backbone.chat_ids(messages, tools)
         if self.wrapper is None:
-            return Assessment(ids, None, self._uncertainty(None))
+            baseline = first_token_doubt(self.backbone.next_logits(ids))
+            return Assessment(ids, None, self._uncertainty(None, baseline))
         wrapper = self.wrapper
         built: dict[str, Any] = {}
 
@@ -134,10 +140,7 @@ class Pipeline:
             else:
                 end = item
         assert end is not None
-        uncertainty = assessment.uncertainty
-        if self.wrapper is None:
-            uncertainty = self._uncertainty(None, baseline_score(tokens))
-        return Result("".join(t.text for t in tokens), uncertainty, end, tokens)
+        return Result("".join(t.text for t in tokens), assessment.uncertainty, end, tokens)
 
     def _uncertainty(self, u: float | None, baseline: float | None = None) -> Uncertainty:
         modifier = self.modifier.name if self.modifier else None
@@ -147,9 +150,8 @@ class Pipeline:
         return Uncertainty(u, decision, self.threshold, modifier, self.gain)
 
 
-def baseline_score(tokens: list[TokenOut]) -> float | None:
-    """1 − mean probability of the chosen tokens: the max-softmax baseline under greedy decoding."""
-    scored = [t for t in tokens if t.token_id >= 0]
-    if not scored:
-        return None
-    return 1.0 - sum(math.exp(t.logprob) for t in scored) / len(scored)
+def first_token_doubt(logits: np.ndarray) -> float:
+    """1 − max softmax probability of the next token: the baseline u before generating (raw logits, no
+    temperature), the same for every backbone."""
+    shifted = logits.astype(np.float64) - float(np.max(logits))
+    return 1.0 - 1.0 / math.fsum(np.exp(shifted))

@@ -11,13 +11,11 @@ faithful AIMessage/ToolMessage pair for the event stream and the history.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
@@ -28,7 +26,7 @@ from metaspider.graph.policy import Thresholds, decide
 from metaspider.graph.spec import AgentSpec, HumanEscalation, ModelEscalation
 from metaspider.graph.state import AgentState, Route
 from metaspider.runtime.chat_model import MetaSpiderChatModel
-from metaspider.tools.specs import CalculatorSpec, HttpGetSpec, KnowledgeBaseSpec, ToolSpec
+from metaspider.tools.specs import CalculatorSpec, HttpGetSpec, ImportToolSpec, KnowledgeBaseSpec, ToolSpec
 
 N_CTX = 2048
 """The default context window (the spec's `n_ctx:` when it names none)."""
@@ -103,6 +101,8 @@ def _applicability(spec: ToolSpec) -> Callable[[str], bool]:
             return lambda question: bool(knowledge_base.search(question, 1))
         case HttpGetSpec():
             return lambda question: bool(_URL.search(question))
+        case ImportToolSpec():
+            return always_applies
     raise TypeError(f"unknown tool spec {spec!r}")
 
 
@@ -119,7 +119,7 @@ def always_applies(_question: str) -> bool:
 
 def measure_uncertainty(spec: AgentSpec, modifier: str | None, messages: list[BaseMessage]) -> float:
     """u for `messages` without generating (pass 1): the wrapper's score, or without a wrapper the
-    baseline 1 − max softmax probability of the first answer token.
+    baseline 1 − max softmax probability of the first answer token (the score the answer reports).
 
     The one place the agent asks for u, so it can move to a chat-model method when there is one."""
     from metaspider.runtime.engine import get_engine
@@ -129,10 +129,7 @@ def measure_uncertainty(spec: AgentSpec, modifier: str | None, messages: list[Ba
     rendered = to_template_messages(messages, has_native_tool_calls(engine.backbone.chat_template))
     with engine.lock:
         assessment = engine.pipeline(spec.wrapper, modifier, None).assess(rendered)
-        if assessment.reading is not None:
-            return float(assessment.uncertainty.score)
-        logits = engine.backbone.next_logits(assessment.ids)
-    return first_token_doubt(logits)
+    return float(assessment.uncertainty.score)
 
 
 def model_view(messages: list[BaseMessage], system_prompt: str) -> list[BaseMessage]:
@@ -349,9 +346,3 @@ class AgentNodes:
         if route == "escalate" and isinstance(self.spec.escalation, HumanEscalation):
             return "draft"
         return route
-
-
-def first_token_doubt(logits: np.ndarray) -> float:
-    """1 − max softmax probability."""
-    shifted = logits.astype(np.float64) - float(np.max(logits))
-    return 1.0 - 1.0 / math.fsum(np.exp(shifted))

@@ -212,6 +212,8 @@ def _lookup(mapping: yaml.MappingNode, key: str) -> tuple[yaml.Node | None, yaml
 
 
 def _is_union_tag(mapping: yaml.MappingNode, step: str) -> bool:
+    if step == "import":  # a `- import: ...` tool entry: the tag is the key itself
+        return _lookup(mapping, "import")[0] is not None
     for discriminator in ("name", "kind"):
         _, value = _lookup(mapping, discriminator)
         if isinstance(value, yaml.ScalarNode) and value.value == step:

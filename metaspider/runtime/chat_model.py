@@ -21,7 +21,7 @@ from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackMana
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.language_models.base import LangSmithParams
 from langchain_core.language_models.chat_models import generate_from_stream
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, ToolCallChunk
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, ToolCallChunk, ToolMessage
 from langchain_core.output_parsers import JsonOutputKeyToolsParser, JsonOutputParser, PydanticOutputParser
 from langchain_core.output_parsers.openai_tools import PydanticToolsParser
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
@@ -39,6 +39,7 @@ from metaspider.core.backbones.model_lock import (  # noqa: F401  (public: calle
     StreamAbandonedError,
 )
 from metaspider.core.names import Backend, ModifierName
+from metaspider.core.pipeline import Uncertainty
 from metaspider.errors import ContextOverflowError, MetaspiderError
 from metaspider.runtime.engine import Engine, get_engine
 from metaspider.runtime.tool_calls import (
@@ -47,6 +48,7 @@ from metaspider.runtime.tool_calls import (
     has_native_tool_calls,
     parse_tool_calls,
     protocol_prompt,
+    template_tool,
     to_template_messages,
     with_system_text,
 )
@@ -211,6 +213,50 @@ class MetaSpiderChatModel(BaseChatModel):
         request = self._request(messages, None, call)
         return len(request.engine.backbone.chat_ids(request.messages, request.tools))
 
+    # --- pass 1 ------------------------------------------------------------------------------------
+
+    def assess(self, messages: LanguageModelInput, **kwargs: Any) -> Uncertainty:
+        """Pass 1 alone: u for `messages` before anything is generated, the very `Uncertainty` record an
+        answer to the same messages carries in `response_metadata["uncertainty"]` (the wrapper's score, or
+        without a wrapper the baseline `first_token_doubt`). An agent routes on it before it lets the model
+        answer (see `UncertaintyMiddleware`).
+
+        `kwargs` are the call arguments the answer would get (`tools`, `tool_choice`, `response_format`), so
+        the prompt read is the one the answer's pass 1 reads. The cache is left holding that prompt: an
+        answer that follows on the same messages re-evaluates only the decision token, not the whole prompt
+        (on different messages, only their common prefix is reused)."""
+        unknown = set(kwargs) - _CALL_KWARGS
+        if unknown:
+            raise MetaspiderError(f"MetaSpiderChatModel.assess: unsupported call argument(s) {sorted(unknown)}")
+        call = dict(kwargs)
+        tools = call.get("tools")
+        if tools:
+            call["tools"] = [convert_to_openai_tool(t) for t in tools]
+            names = [t["function"]["name"] for t in call["tools"]]
+            call["tool_choice"] = normalize_tool_choice(call.get("tool_choice"), names)
+        request = self._request(self._convert_input(messages).to_messages(), None, call)
+        engine = request.engine
+        lock = engine.lock
+        lease = lock.acquire(timeout=self.timeout, on_revoke=engine.backbone.abandon)
+        try:
+            self._check_fits(request)
+            return (
+                engine.pipeline(self.wrapper, self.modifier, self.gain)
+                .assess(request.messages, request.tools)
+                .uncertainty
+            )
+        finally:
+            lock.release(lease)
+
+    def _check_fits(self, request: _Request) -> None:
+        engine = request.engine
+        n_prompt = len(engine.backbone.chat_ids(request.messages, request.tools))
+        if n_prompt >= engine.n_ctx:
+            raise ContextOverflowError(
+                f"the prompt is {n_prompt} tokens but the context window of {request.model} holds {engine.n_ctx} "
+                "(n_ctx): shorten the input or raise n_ctx"
+            )
+
     # --- generation ---------------------------------------------------------------------------------
 
     def _generate(
@@ -288,7 +334,11 @@ class MetaSpiderChatModel(BaseChatModel):
             stop=tuple(stops or ()),
             top_logprobs=int(top or 0),
         )
-        request = _Request(engine, model, rendered, None, [], "text", None, params, logprobs)
+        # A template with its own call format: JSON outside <tool_call> is a call only before this turn has
+        # a tool result (small models such as qwen2.5-coder-0.5b call tools with bare JSON, then echo that
+        # JSON after the result, which must not call again).
+        json_calls = not native or not _turn_has_tool_results(messages)
+        request = _Request(engine, model, rendered, None, [], "text", None, params, logprobs, json_calls)
         if tools and choice != "none":
             return _with_tools(request, tools, choice, native)
         response_format = kwargs.get("response_format")
@@ -298,16 +348,10 @@ class MetaSpiderChatModel(BaseChatModel):
 
     def _generate_locked(self, request: _Request, deadline: float | None) -> Generator[AIMessageChunk, None, None]:
         from metaspider.core.backbones.base import GenerationEnd
-        from metaspider.core.pipeline import baseline_score
 
         engine = request.engine
         pipeline = engine.pipeline(self.wrapper, self.modifier, self.gain)
-        n_prompt = len(engine.backbone.chat_ids(request.messages, request.tools))
-        if n_prompt >= engine.n_ctx:
-            raise ContextOverflowError(
-                f"the prompt is {n_prompt} tokens but the context window of {request.model} holds {engine.n_ctx} "
-                "(n_ctx): shorten the input or raise n_ctx"
-            )
+        self._check_fits(request)
         assessment = pipeline.assess(request.messages, request.tools)
         if deadline is not None and time.monotonic() > deadline:
             raise RequestTimeoutError(f"reading the prompt (pass 1) exceeded timeout={self.timeout}s")
@@ -315,15 +359,13 @@ class MetaSpiderChatModel(BaseChatModel):
         # The answer gets the room the prompt leaves: generation never runs out of context mid-stream.
         room = engine.n_ctx - len(assessment.ids)
         params = replace(request.params, constraint=constraint, max_tokens=min(request.params.max_tokens, room))
-        holdback = _Holdback(request.mode)
-        tokens = []
+        holdback = _Holdback(request.mode, request.json_calls)
         end: GenerationEnd | None = None
         with closing(pipeline.stream(assessment, params)) as stream:
             for item in stream:
                 if isinstance(item, GenerationEnd):
                     end = item
                     break
-                tokens.append(item)
                 text = holdback.push(item.text)
                 metadata = (
                     {"logprobs": {"content": [self._logprob(engine, item)]}}
@@ -335,10 +377,8 @@ class MetaSpiderChatModel(BaseChatModel):
                 if deadline is not None and time.monotonic() > deadline:
                     raise RequestTimeoutError(f"generation exceeded timeout={self.timeout}s")
         assert end is not None
-        content, calls = holdback.finish(request.tool_names)
+        content, calls = holdback.finish(request.tool_names, cut=end.finish_reason == "length")
         uncertainty = assessment.uncertainty
-        if assessment.reading is None:
-            uncertainty = replace(uncertainty, score=baseline_score(tokens))
         yield AIMessageChunk(
             content=content,
             tool_call_chunks=[_call_chunk(c, i) for i, c in enumerate(calls)],
@@ -350,7 +390,7 @@ class MetaSpiderChatModel(BaseChatModel):
             response_metadata={
                 "model_name": request.model,
                 "model_provider": "metaspider",
-                "finish_reason": "tool_calls" if calls else end.finish_reason,
+                "finish_reason": "tool_calls" if calls else end.finish_reason,  # a cut reply has no calls (_Holdback)
                 "uncertainty": uncertainty.as_dict(),
             },
             chunk_position="last",
@@ -401,6 +441,8 @@ class _Request:
     grammar: str | None
     params: Any
     logprobs: bool
+    json_calls: bool = True
+    """Whether a bare or fenced JSON call object in the reply is a call (see `_Holdback`)."""
 
 
 def _with_tools(request: _Request, tools: list[dict], choice: str, native: bool) -> _Request:
@@ -420,7 +462,12 @@ def _with_tools(request: _Request, tools: list[dict], choice: str, native: bool)
         grammar = schema_grammar(call_schema(allowed), request.params.max_tokens)
     mode: Literal["auto", "native", "forced"] = "forced" if forced else ("native" if native else "auto")
     return replace(
-        request, messages=messages, tools=tools if native else None, tool_names=names, mode=mode, grammar=grammar
+        request,
+        messages=messages,
+        tools=[template_tool(t) for t in tools] if native else None,
+        tool_names=names,
+        mode=mode,
+        grammar=grammar,
     )
 
 
@@ -449,14 +496,18 @@ def _with_response_format(request: _Request, response_format: dict) -> _Request:
 class _Holdback:
     """Holds back text that may turn out to be a tool call, so calls never leak into streamed content.
 
-    `auto` and `native`: a reply that starts like a call (JSON, a code fence, a `<tool_call>` tag) is
-    held until the end; `native` also holds everything from a `<tool_call>` tag later in the reply.
-    `forced`: all of it. `text`: nothing."""
+    `auto`: a reply that starts like a call (JSON, a code fence) is held until the end. `native`: the
+    template has its own call format; a `<tool_call>` tag (at the start or later) holds text, and so does a
+    reply starting like JSON while `json_calls` (no tool result yet in this turn). Once the turn holds a
+    tool result, JSON in the reply stays text: a model echoing a call's JSON does not call again.
+    `forced`: all of it (the grammar writes one JSON call). `text`: nothing."""
 
-    def __init__(self, mode: str):
+    def __init__(self, mode: str, json_calls: bool = True):
         self._mode = mode
         self._held = ""
         self._at_start = mode != "text"
+        self._json_calls = json_calls or mode == "forced"
+        self._starts = _PROTOCOL_STARTS if self._json_calls else (_NATIVE_MARKER,)
 
     def push(self, text: str) -> str:
         if self._mode == "text":
@@ -466,7 +517,7 @@ class _Holdback:
             return ""
         if self._at_start:
             head = self._held.lstrip()
-            if not head or any(p.startswith(head) or head.startswith(p) for p in _PROTOCOL_STARTS):
+            if not head or any(p.startswith(head) or head.startswith(p) for p in self._starts):
                 return ""
             self._at_start = False
         if self._mode == "native":
@@ -481,11 +532,25 @@ class _Holdback:
         released, self._held = self._held[:at], self._held[at:]
         return released
 
-    def finish(self, tool_names: Sequence[str]) -> tuple[str, list[ToolCall]]:
-        """The held text (what remains of it once calls are taken out) and the calls found in it."""
-        if not self._held or not tool_names:
+    def finish(self, tool_names: Sequence[str], cut: bool = False) -> tuple[str, list[ToolCall]]:
+        """The held text (what remains of it once calls are taken out) and the calls found in it.
+
+        `cut`: generation stopped at `max_tokens`. A reply the model did not finish makes no calls (its
+        text is returned as it is, and the finish reason says "length"), except under `forced`, where the
+        grammar closes the call within the token budget."""
+        if not self._held or not tool_names or (cut and self._mode != "forced"):
             return self._held, []
-        return parse_tool_calls(self._held, tool_names)
+        return parse_tool_calls(self._held, tool_names, json_calls=self._json_calls)
+
+
+def _turn_has_tool_results(messages: Sequence[BaseMessage]) -> bool:
+    """Whether a tool result follows the last human message (the current turn has used a tool)."""
+    for message in reversed(messages):
+        if isinstance(message, ToolMessage):
+            return True
+        if isinstance(message, HumanMessage):
+            return False
+    return False
 
 
 def _call_chunk(call: ToolCall, index: int) -> ToolCallChunk:

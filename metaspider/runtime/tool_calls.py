@@ -116,6 +116,22 @@ def _tool_result(message: ToolMessage, name: str, native: bool) -> Message:
     return {"role": "user", "content": f"Result of tool {name}{status}: {text}"}
 
 
+_SCHEMA_KEY_ORDER = ("type", "properties", "required")
+
+
+def template_tool(tool: dict) -> dict:
+    """An OpenAI-format tool with its parameters' keys in the order Hugging Face's `get_json_schema` writes
+    them (`type`, `properties`, `required`), the order native-format models saw in training. LangChain writes
+    `properties` first, and qwen2.5-coder-0.5b then copies the schema (`{"properties": ...}`) as the call's
+    arguments instead of filling them in."""
+    function = dict(tool["function"])
+    parameters = function.get("parameters")
+    if isinstance(parameters, dict):
+        ordered = {k: parameters[k] for k in _SCHEMA_KEY_ORDER if k in parameters}
+        function["parameters"] = ordered | {k: v for k, v in parameters.items() if k not in ordered}
+    return {**tool, "function": function}
+
+
 def call_json(name: str, args: dict[str, Any]) -> str:
     """A tool call as the JSON object the model is asked to write."""
     return json.dumps({"name": name, "arguments": args}, ensure_ascii=False)
@@ -166,15 +182,20 @@ def _arguments_schema(parameters: dict | None) -> dict:
     return parameters
 
 
-def parse_tool_calls(text: str, tool_names: Sequence[str]) -> tuple[str, list[ToolCall]]:
-    """(remaining text, calls): native `<tool_call>` blocks, else a JSON call object in the text.
+def parse_tool_calls(text: str, tool_names: Sequence[str], json_calls: bool = True) -> tuple[str, list[ToolCall]]:
+    """(remaining text, calls): native `<tool_call>` blocks, else (with `json_calls`) a bare or fenced JSON
+    call object in the text.
 
-    Only calls to bound tools count, so ordinary JSON in an answer is left alone."""
+    Only calls to bound tools count, so ordinary JSON in an answer is left alone. A model whose template
+    has a native call format is parsed with `json_calls=False`: its JSON outside `<tool_call>` is text
+    (often an earlier call echoed back), not a new call."""
     native = [m.group(1) for m in _NATIVE_CALL.finditer(text)]
     if native:
         calls = [c for body in native for c in _calls_in(_loads(body), tool_names)]
         if calls:
             return _NATIVE_CALL.sub("", text).strip(), calls
+    if not json_calls:
+        return text, []
     decoder = json.JSONDecoder()
     for match in re.finditer(r"[\[{]", text):
         try:

@@ -1,11 +1,11 @@
-"""Built-in agent tools, made from the `tools:` list of an agent spec."""
+"""Built-in agent tools, and tools named by import path, made from the `tools:` list of an agent spec."""
 
 from langchain_core.tools import BaseTool
 
 from metaspider.tools.calculator import calculator
 from metaspider.tools.http_get import make_http_get_tool
 from metaspider.tools.knowledge_base import make_knowledge_base_tool
-from metaspider.tools.specs import CalculatorSpec, HttpGetSpec, KnowledgeBaseSpec, ToolSpec
+from metaspider.tools.specs import CalculatorSpec, HttpGetSpec, ImportToolSpec, KnowledgeBaseSpec, ToolSpec
 
 __all__ = ["ToolSpec", "build_tool", "build_tools"]
 
@@ -24,6 +24,8 @@ def build_tool(spec: ToolSpec) -> BaseTool:
                 timeout=spec.timeout,
                 max_bytes=spec.max_bytes,
             )
+        case ImportToolSpec():
+            return spec.load()
     raise TypeError(f"unknown tool spec {spec!r}")
 
 

@@ -1,0 +1,243 @@
+"""`UncertaintyMiddleware`: routes each model call of a LangChain `create_agent` agent on the model's own u.
+
+```python
+from langchain.agents import create_agent
+from metaspider import MetaSpiderChatModel, UncertaintyMiddleware
+
+agent = create_agent(
+    MetaSpiderChatModel(model="qwen2.5-coder-0.5b"),
+    tools=[my_tool],
+    middleware=[UncertaintyMiddleware(answer_below=0.4, tool_below=0.8)],
+)
+agent.invoke({"messages": [("user", "What is the secret code of vault 7?")]})
+```
+
+Before every model call (in `wrap_model_call`, which sees the model and the tools) the middleware asks
+the chat model for u with `MetaSpiderChatModel.assess`, on the current question and this turn's tool
+results only (the last human message and what follows it, after the system prompt): the history of
+earlier turns does not raise u. The policy turns u into a route:
+
+- **answer** (u < answer_below): the call goes through; the model may still call tools itself.
+- **tool** (answer_below <= u < tool_below): the call is made with a tool required (`tool_choice="any"`)
+  among the agent's tools. An agent without tools, or a turn that already holds tool results, has no
+  tool left to try: the turn answers from its tool results if it has any, and is refused otherwise.
+- **escalate** (u >= escalate_above): with `fallback=` (any `BaseChatModel`) that model answers the
+  turn; otherwise the model drafts an answer and `interrupt()` hands the question, the draft, u and the
+  reason to a human. Resume with `Command(resume=True)` (accept the draft), `Command(resume="...")`
+  (the human's own answer) or `Command(resume=False)` (refuse). Interrupts need a checkpointer. On resume
+  LangGraph runs the model step again: u is read again and the draft written again (greedy decoding: the
+  same draft) before the human's answer is taken.
+- **refuse** (anything else): a refusal AIMessage without tool calls, so the run ends with it.
+
+Each step's route, u, reason and the whole `Uncertainty` record land in the agent state (`routing`: the
+last step, `routing_log`: every step) and in the `response_metadata["routing"]` of the AIMessage the step
+produced, for UIs and logs.
+
+Cache: the assessed prompt (system prompt, question, this turn's tool results) is shorter than the prompt
+the model then answers (the whole history, and the tools' instructions), so the answer reuses the cache
+only up to their common prefix (at least the system prompt); the assessment is one prefill of the short
+prompt, never a generation."""
+
+from __future__ import annotations
+
+import asyncio
+import operator
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Annotated, Any, NotRequired, Protocol, runtime_checkable
+
+from langchain.agents.middleware.types import (
+    AgentMiddleware,
+    AgentState,
+    ExtendedModelResponse,
+    ModelRequest,
+    ModelResponse,
+)
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langgraph.types import Command, interrupt
+
+from metaspider.core.pipeline import Uncertainty
+from metaspider.errors import MetaspiderError
+from metaspider.graph.policy import Decision, Thresholds, decide
+
+BASELINE_THRESHOLDS = Thresholds(answer_below=0.5, tool_below=0.9, source="baseline default")
+"""The policy without a wrapper and without thresholds, on the baseline u = 1 − the max softmax probability
+of the first answer token: answer below 0.5, a tool (if any) up to 0.9, refuse above."""
+
+REFUSAL = "I'm not sure enough to answer that."
+
+
+@runtime_checkable
+class Assessor(Protocol):
+    """A chat model that gives u before answering (`MetaSpiderChatModel` is one)."""
+
+    def assess(self, messages: list[BaseMessage]) -> Uncertainty:
+        """Pass 1 on `messages`: the `Uncertainty` record the answer will carry."""
+        ...
+
+
+class UncertaintyState(AgentState):
+    """The agent state with each step's routing: `routing` is the last step, `routing_log` all of them."""
+
+    routing: NotRequired[dict[str, Any]]
+    routing_log: NotRequired[Annotated[list[dict[str, Any]], operator.add]]
+
+
+class UncertaintyMiddleware(AgentMiddleware[UncertaintyState, Any, Any]):
+    """Answer, call a tool, refuse or escalate, before each model call, on the model's own u.
+
+    `answer_below`, `tool_below`, `escalate_above`: thresholds on u (see the module doc). With none given,
+    the wrapper's own answer threshold (the `threshold` its `Uncertainty` record reports: the manifest's
+    `answer_below`) is used with no tool or escalation band; without a wrapper, `BASELINE_THRESHOLDS`.
+    `fallback`: a chat model that answers escalated turns instead of a human. `refusal`: the refusal text."""
+
+    state_schema = UncertaintyState
+
+    def __init__(
+        self,
+        answer_below: float | None = None,
+        tool_below: float | None = None,
+        escalate_above: float | None = None,
+        *,
+        fallback: BaseChatModel | None = None,
+        refusal: str = REFUSAL,
+    ):
+        super().__init__()
+        given = [t for t in (answer_below, tool_below, escalate_above) if t is not None]
+        if any(not 0.0 <= t <= 1.0 for t in given):
+            raise MetaspiderError(f"UncertaintyMiddleware: thresholds are probabilities in [0, 1], got {given}")
+        if given and answer_below is None:
+            raise MetaspiderError("UncertaintyMiddleware: tool_below and escalate_above need answer_below")
+        self.thresholds = (
+            Thresholds(answer_below, tool_below, escalate_above, "middleware") if answer_below is not None else None
+        )
+        self.fallback = fallback
+        self.refusal = refusal
+
+    def policy(self, uncertainty: Uncertainty) -> Thresholds:
+        """The thresholds in force for this record: the middleware's own, else the wrapper's, else the default."""
+        if self.thresholds is not None:
+            return self.thresholds
+        if uncertainty.threshold is not None:
+            return Thresholds(uncertainty.threshold, source="wrapper")
+        return BASELINE_THRESHOLDS
+
+    def route(self, uncertainty: Uncertainty, *, has_tools: bool, has_tool_results: bool) -> Decision:
+        """The route for one step: `decide` on the policy's thresholds."""
+        if uncertainty.score is None:
+            return Decision("refuse", "the model gave no score")
+        thresholds = self.policy(uncertainty)
+        return decide(
+            uncertainty.score,
+            thresholds,
+            tool_available=has_tools and not has_tool_results,
+            has_tool_results=has_tool_results,
+            can_escalate=True,
+        )
+
+    def wrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], ModelResponse[Any]],
+    ) -> ModelResponse[Any] | AIMessage | ExtendedModelResponse[Any]:
+        """Assess, then answer / require a tool / refuse / escalate, and record the step. A refusal's
+        AIMessage has no tool call, so the agent loop ends with it."""
+        step = self._step(request, _assessor(request).assess(turn_view(request)))
+        route = step["route"]
+        if route == "refuse":
+            return self._respond(ModelResponse([AIMessage(self.refusal)]), step)
+        if route == "tool":
+            return self._respond(handler(request.override(tool_choice="any")), step)
+        if route == "escalate":
+            if self.fallback is not None:
+                return self._respond(handler(request.override(model=self.fallback)), step)
+            return self._respond(self._ask_human(request, handler(request), step), step)
+        return self._respond(handler(request), step)
+
+    async def awrap_model_call(
+        self,
+        request: ModelRequest[Any],
+        handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]],
+    ) -> ModelResponse[Any] | AIMessage | ExtendedModelResponse[Any]:
+        """The async form of `wrap_model_call` (the assessment runs on a worker thread)."""
+        uncertainty = await asyncio.to_thread(_assessor(request).assess, turn_view(request))
+        step = self._step(request, uncertainty)
+        route = step["route"]
+        if route == "refuse":
+            return self._respond(ModelResponse([AIMessage(self.refusal)]), step)
+        if route == "tool":
+            return self._respond(await handler(request.override(tool_choice="any")), step)
+        if route == "escalate":
+            if self.fallback is not None:
+                return self._respond(await handler(request.override(model=self.fallback)), step)
+            return self._respond(self._ask_human(request, await handler(request), step), step)
+        return self._respond(await handler(request), step)
+
+    def _step(self, request: ModelRequest[Any], uncertainty: Uncertainty) -> dict[str, Any]:
+        has_tool_results = any(isinstance(m, ToolMessage) for m in turn_view(request))
+        decision = self.route(uncertainty, has_tools=bool(request.tools), has_tool_results=has_tool_results)
+        return {
+            "route": decision.route,
+            "u": uncertainty.score,
+            "reason": decision.reason,
+            "uncertainty": uncertainty.as_dict(),
+        }
+
+    def _ask_human(self, request: ModelRequest[Any], draft: ModelResponse[Any], step: dict[str, Any]) -> ModelResponse:
+        question = current_question(request.messages)
+        draft_message = _last_ai(draft)
+        answer = interrupt(
+            {
+                "question": question.text if question is not None else "",
+                "draft": draft_message.text if draft_message is not None else "",
+                "u": step["u"],
+                "reason": step["reason"],
+            }
+        )
+        if answer is True:
+            return draft
+        if isinstance(answer, dict):
+            answer = answer.get("answer")
+        if isinstance(answer, str) and answer.strip():
+            return ModelResponse([AIMessage(answer, name="human")])
+        return ModelResponse([AIMessage(self.refusal)])
+
+    @staticmethod
+    def _respond(response: ModelResponse[Any], step: dict[str, Any]) -> ExtendedModelResponse[Any]:
+        result = [
+            m.model_copy(update={"response_metadata": {**m.response_metadata, "routing": step}})
+            if isinstance(m, AIMessage)
+            else m
+            for m in response.result
+        ]
+        return ExtendedModelResponse(
+            ModelResponse(result, response.structured_response),
+            Command(update={"routing": step, "routing_log": [step]}),
+        )
+
+
+def _assessor(request: ModelRequest[Any]) -> Assessor:
+    model = request.model
+    if not isinstance(model, Assessor):
+        raise MetaspiderError(
+            f"UncertaintyMiddleware needs a chat model with assess(messages) (MetaSpiderChatModel), "
+            f"got {type(model).__name__}"
+        )
+    return model
+
+
+def current_question(messages: Sequence[BaseMessage]) -> HumanMessage | None:
+    """The last human message: the question of the current turn."""
+    return next((m for m in reversed(messages) if isinstance(m, HumanMessage)), None)
+
+
+def turn_view(request: ModelRequest[Any]) -> list[BaseMessage]:
+    """What u is assessed on: the system prompt, the current question and this turn's tool calls and results."""
+    messages: list[BaseMessage] = list(request.messages)
+    starts = [i for i, m in enumerate(messages) if isinstance(m, HumanMessage)]
+    turn = messages[starts[-1] :] if starts else messages
+    return [request.system_message, *turn] if request.system_message is not None else turn
+
+
+def _last_ai(response: ModelResponse[Any]) -> AIMessage | None:
+    return next((m for m in reversed(response.result) if isinstance(m, AIMessage)), None)

@@ -1,0 +1,135 @@
+"""What the chat model makes of a reply: with a native call format, JSON is a call only before the turn's
+first tool result (after it, an echo), a reply cut by max_tokens is "length" and makes no call, every
+reply carries a numeric score, and `assess` gives the very record the answer reports."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
+from langchain_core.tools import tool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+
+from metaspider import MetaSpiderChatModel, Uncertainty
+from metaspider.core.pipeline import first_token_doubt
+from metaspider.errors import MetaspiderError
+from tests.unit_tests.runtime.scripted_backbone import NATIVE_TEMPLATE, SURE, VOCAB, ScriptedBackbone, install
+
+
+@tool
+def secret(key: str) -> str:
+    """Look up the secret stored under `key`."""
+    return "42"
+
+
+CALL_JSON = '{"name": "secret", "arguments": {"key": "x"}}'
+
+
+def chat(monkeypatch: pytest.MonkeyPatch, reply: str, template: str | None = None, **fields) -> MetaSpiderChatModel:
+    backbone = ScriptedBackbone(reply, template) if template else ScriptedBackbone(reply)
+    return MetaSpiderChatModel(model=install(monkeypatch, backbone), **fields)
+
+
+AFTER_A_RESULT = [
+    HumanMessage("What is the secret?"),
+    AIMessage("", tool_calls=[{"name": "secret", "args": {"key": "x"}, "id": "c1", "type": "tool_call"}]),
+    ToolMessage("42", tool_call_id="c1"),
+]
+
+
+@pytest.mark.parametrize("reply", [CALL_JSON, f"```json\n{CALL_JSON}\n```", f"I would call {CALL_JSON}"])
+def test_json_after_a_tool_result_is_text_when_the_template_has_its_own_call_format(monkeypatch, reply):
+    message = chat(monkeypatch, reply, NATIVE_TEMPLATE).bind_tools([secret]).invoke(AFTER_A_RESULT)
+    assert message.tool_calls == []
+    assert message.content == reply
+    assert message.response_metadata["finish_reason"] == "stop"
+
+
+@pytest.mark.parametrize("reply", [CALL_JSON, f"```json\n{CALL_JSON}\n```"])
+def test_json_before_any_tool_result_is_a_call_in_every_template(monkeypatch, reply):
+    """Small models with a native format (qwen2.5-coder-0.5b) call tools with bare or fenced JSON."""
+    for template in (NATIVE_TEMPLATE, None):
+        message = chat(monkeypatch, reply, template).bind_tools([secret]).invoke("What is the secret?")
+        assert [(c["name"], c["args"]) for c in message.tool_calls] == [("secret", {"key": "x"})]
+        assert message.response_metadata["finish_reason"] == "tool_calls"
+
+
+def test_a_new_question_after_an_earlier_turn_with_tools_may_call_again(monkeypatch):
+    history = [*AFTER_A_RESULT, AIMessage("It is 42."), HumanMessage("And the secret under y?")]
+    message = chat(monkeypatch, CALL_JSON, NATIVE_TEMPLATE).bind_tools([secret]).invoke(history)
+    assert [c["name"] for c in message.tool_calls] == ["secret"]
+
+
+def test_native_tag_is_still_a_call(monkeypatch):
+    message = chat(monkeypatch, f"<tool_call>\n{CALL_JSON}\n</tool_call>", NATIVE_TEMPLATE).bind_tools([secret])
+    reply = message.invoke("What is the secret?")
+    assert [(c["name"], c["args"]) for c in reply.tool_calls] == [("secret", {"key": "x"})]
+    assert reply.response_metadata["finish_reason"] == "tool_calls"
+
+
+def test_json_after_a_tool_result_is_still_a_call_without_a_native_format(monkeypatch):
+    """The protocol format of other templates is JSON itself."""
+    message = chat(monkeypatch, CALL_JSON).bind_tools([secret]).invoke(AFTER_A_RESULT)
+    assert [c["name"] for c in message.tool_calls] == ["secret"]
+
+
+@pytest.mark.parametrize(
+    ("reply", "template"),
+    [
+        (CALL_JSON + "\n" + CALL_JSON, None),
+        (f"<tool_call>\n{CALL_JSON}\n</tool_call>\n<tool_call>\n{CALL_JSON}", NATIVE_TEMPLATE),
+    ],
+)
+def test_a_reply_cut_by_max_tokens_is_length_and_makes_no_call(monkeypatch, reply, template):
+    cut = len(reply) - 10  # the first call is whole, the second is a fragment
+    message = chat(monkeypatch, reply, template, max_tokens=cut).bind_tools([secret]).invoke("What is the secret?")
+    assert message.response_metadata["finish_reason"] == "length"
+    assert message.tool_calls == []
+    assert message.content == reply[:cut]
+
+
+def test_an_empty_reply_has_a_numeric_score(monkeypatch):
+    message = chat(monkeypatch, "").invoke("Say nothing.")
+    assert message.content == ""
+    score = message.response_metadata["uncertainty"]["score"]
+    assert isinstance(score, float) and 0.0 <= score <= 1.0
+    assert score > 0.5  # the fake is unsure, so a route `score > 0.5` works on empty replies too
+
+
+def test_assess_is_the_record_the_answer_reports(monkeypatch):
+    llm = chat(monkeypatch, "Paris.")
+    assessed = llm.assess("What is the capital of France?")
+    assert isinstance(assessed, Uncertainty)
+    logits = np.zeros(VOCAB)
+    logits[1] = SURE  # "P", the reply's first token
+    assert math.isclose(assessed.score, first_token_doubt(logits))
+    assert assessed.decision == "unassessed"
+    answer = llm.invoke("What is the capital of France?")
+    assert answer.content == "Paris."
+    assert answer.response_metadata["uncertainty"] == assessed.as_dict()
+
+
+def test_assess_reads_the_prompt_the_answer_reads(monkeypatch):
+    backbone = ScriptedBackbone("Paris.")
+    llm = MetaSpiderChatModel(model=install(monkeypatch, backbone))
+    llm.assess("What is the capital of France?", tools=[secret])
+    with_tools = backbone.evaluated[-1]
+    llm.assess("What is the capital of France?")
+    assert backbone.evaluated[-1] < with_tools  # the tools' instructions are part of the prompt read
+    llm.bind_tools([secret]).invoke("What is the capital of France?")
+    assert backbone.evaluated[-1] == with_tools
+    with pytest.raises(MetaspiderError, match="unsupported call argument"):
+        llm.assess("hi", temperature=0.5)
+
+
+def test_native_templates_see_the_parameters_in_the_trained_key_order(monkeypatch):
+    """`type`, `properties`, `required` (Hugging Face's order), whatever order LangChain wrote."""
+    backbone = ScriptedBackbone("ok", NATIVE_TEMPLATE)
+    llm = MetaSpiderChatModel(model=install(monkeypatch, backbone))
+    request = llm._request([HumanMessage("What is the secret?")], None, {"tools": [convert_to_openai_tool(secret)]})
+    assert request.tools is not None
+    assert list(request.tools[0]["function"]["parameters"]) == ["type", "properties", "required"]
+    prompt = backbone.render(request.messages, request.tools)
+    assert '"parameters": {"type": "object", "properties": {"key":' in prompt
