@@ -17,8 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from postgres_server import PASSWORD, PostgresServer, running_postgres
 
-from integration_tests.postgres_server import PASSWORD, PostgresServer, running_postgres
 from metaspider.core.models.registry import DEFAULT_MODEL
 
 pytest.importorskip("langgraph.checkpoint.postgres", reason="in the test extra: pip install -e '.[test]'")

@@ -116,7 +116,7 @@ def test_results_are_stored_in_question_order_whatever_finishes_first(seed: int)
 def test_postgres_fixture_skips_without_a_server_only_outside_ci(
     monkeypatch: pytest.MonkeyPatch, ci: str | None, outcome: type
 ) -> None:
-    from tests.integration_tests import postgres_server
+    import postgres_server
 
     monkeypatch.setattr(postgres_server, "find_bin_dir", lambda: None)
     if ci is None:

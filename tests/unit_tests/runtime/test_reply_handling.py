@@ -15,7 +15,8 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from metaspider import MetaSpiderChatModel, Uncertainty
 from metaspider.core.pipeline import first_token_doubt
 from metaspider.errors import MetaspiderError
-from tests.unit_tests.runtime.scripted_backbone import NATIVE_TEMPLATE, SURE, VOCAB, ScriptedBackbone, install
+
+from .scripted_backbone import NATIVE_TEMPLATE, SURE, VOCAB, ScriptedBackbone, install
 
 
 @tool
