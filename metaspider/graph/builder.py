@@ -1,16 +1,22 @@
-"""Assemble the agent graph from a spec, and read a finished (or interrupted) turn back from it.
+"""Assemble the agent from a spec with LangChain's `create_agent`, and read a finished (or interrupted) turn
+back from its state.
 
 ```python
 from metaspider.graph.builder import build_agent, run_config, turn_result
 from metaspider.graph.state import turn_input
 
-graph = build_agent(load_spec("agents/qa.yaml"), InMemorySaver())
+agent = build_agent(load_spec("agents/qa.yaml"), InMemorySaver())
 config = run_config("thread-1")
-for update in graph.stream(turn_input("What is 1234 * 5678?"), config, stream_mode="updates"):
-    print(update)  # {"assess": {"score": 0.41, "route": "tool", ...}}, {"tool": ...}, ...
-turn_result(graph, config).answer
+for update in agent.stream(turn_input("What is 1234 * 5678?"), config, stream_mode="updates"):
+    print(update)  # {"model": {"messages": [...], "routing": {"route": "tool", "u": 0.41, ...}}}, {"tools": ...}
+turn_result(agent, config).answer
 ```
-"""
+
+The agent is `create_agent(model, tools, middleware=[SpecMiddleware, UncertaintyMiddleware, PromptMiddleware],
+checkpointer)`: its graph is LangChain's model/tools loop; the spec's policy routes each model call through
+`UncertaintyMiddleware` (answer, tool, refuse, escalate to a human by `interrupt()` or to the spec's
+escalation model), and the spec's middleware (agent_middleware.py) adds the knobs, the tools that apply,
+the prompt and its trimming to `n_ctx`."""
 
 from __future__ import annotations
 
@@ -19,19 +25,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage
+from langchain.agents import create_agent
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
+from metaspider.graph import nodes
+from metaspider.graph.agent_middleware import PromptMiddleware, SpecMiddleware, spec_chat_model
 from metaspider.graph.memory import open_memory
-from metaspider.graph.nodes import AgentNodes, AgentTool, agent_tools, always_applies
+from metaspider.graph.nodes import AgentTool, agent_tools, always_applies, tool_results
 from metaspider.graph.policy import thresholds_for
-from metaspider.graph.spec import AgentSpec
-from metaspider.graph.state import AgentState, Outcome, turn_input
+from metaspider.graph.spec import AgentSpec, ModelEscalation
+from metaspider.graph.state import Outcome, turn_input
+from metaspider.runtime.middleware import UncertaintyMiddleware
 from metaspider.tools import build_tools
 
 
@@ -40,7 +50,7 @@ def build_agent(
     checkpointer: BaseCheckpointSaver,
     extra_tools: list[BaseTool] | None = None,
 ) -> CompiledStateGraph:
-    """The graph for `spec`. `extra_tools` (your own LangChain tools) are offered for every question,
+    """The agent for `spec`. `extra_tools` (your own LangChain tools) are offered for every question,
     after the spec's tools. Raises MetaspiderError for a model, wrapper or calibration that cannot be used."""
     from metaspider.core.models.registry import resolve
     from metaspider.core.wrapper.handle import resolve_wrapper_path
@@ -50,22 +60,41 @@ def build_agent(
         resolve_wrapper_path(spec.wrapper, spec.model)
     tools = agent_tools(spec.tools, build_tools(spec.tools))
     tools += [AgentTool(tool, always_applies) for tool in extra_tools or []]
-    nodes = AgentNodes(spec, thresholds_for(spec), tools)
+    thresholds = thresholds_for(spec)
+    fallback = _fallback(spec)
+    uncertainty = UncertaintyMiddleware(
+        thresholds.answer_below,
+        thresholds.tool_below,
+        thresholds.escalate_above if spec.escalation is not None else None,
+        fallback=fallback,
+        refusal=lambda step: f"I can't answer that reliably ({step['reason']}).",
+        unanswered=UNANSWERED,
+        max_steps=spec.max_steps,
+    )
+    return create_agent(
+        model=spec_chat_model(spec),
+        tools=[t.tool for t in tools],
+        system_prompt=spec.system_prompt,
+        middleware=[SpecMiddleware(spec, tools), uncertainty, PromptMiddleware(spec, tools, fallback)],
+        checkpointer=checkpointer,
+    )
 
-    graph = StateGraph(AgentState)
-    graph.add_node("assess", nodes.assess)
-    graph.add_node("answer", nodes.answer)
-    graph.add_node("tool", nodes.tool)
-    graph.add_node("refuse", nodes.refuse)
-    graph.add_node("draft", nodes.draft)
-    graph.add_node("escalate", nodes.escalate)
-    graph.add_edge(START, "assess")
-    graph.add_conditional_edges("assess", nodes.after_assess, ["answer", "tool", "refuse", "draft", "escalate"])
-    graph.add_edge("tool", "assess")
-    graph.add_edge("draft", "escalate")
-    for final in ("answer", "refuse", "escalate"):
-        graph.add_edge(final, END)
-    return graph.compile(checkpointer=checkpointer)
+
+UNANSWERED = "No one answered this question."
+"""The reply recorded when a human escalation gets no answer."""
+
+
+def _fallback(spec: AgentSpec) -> BaseChatModel | None:
+    """The stronger model an escalation goes to, when the spec names one."""
+    escalation = spec.escalation
+    if not isinstance(escalation, ModelEscalation):
+        return None
+    return nodes.MetaSpiderChatModel(
+        model=escalation.model,
+        backend=escalation.backend,
+        temperature=spec.temperature,
+        max_tokens=spec.max_tokens,
+    )
 
 
 def run_config(thread_id: str, gain: float | None = None, modifier: str | None = None) -> RunnableConfig:
@@ -100,27 +129,57 @@ class TurnResult:
 
 
 def turn_result(graph: CompiledStateGraph, config: RunnableConfig) -> TurnResult:
-    """The current turn's result, read from the graph's checkpointed state for the thread in `config`."""
+    """The current turn's result, read from the agent's checkpointed state for the thread in `config`: the
+    routing of the turn's last model step, its tool calls, and the answer once the turn has ended."""
     snapshot = graph.get_state(config)
-    values = snapshot.values
+    messages: list[BaseMessage] = snapshot.values.get("messages", [])
     pending = [i.value for task in snapshot.tasks for i in task.interrupts]
-    last = values.get("messages", [])[-1:] if values.get("outcome") else []
-    answer = last[0].text if last and isinstance(last[0], AIMessage) else None
+    start = _turn_start(messages)
+    turn = messages[start:]
+    steps = [m for m in turn if isinstance(m, AIMessage) and ("routing" in m.response_metadata or m.name == "human")]
+    last = turn[-1] if turn else None
+    ended = isinstance(last, AIMessage) and not last.tool_calls and not pending and not snapshot.next
+    routing = (last.response_metadata.get("routing") if isinstance(last, AIMessage) else None) or {}
+    if not routing and steps:
+        routing = steps[-1].response_metadata.get("routing") or {}
+    escalation = None
+    if pending:
+        escalation = {**pending[0], "score": pending[0].get("u")}
+        routing = {"route": "escalate", "u": pending[0].get("u"), "reason": pending[0].get("reason", "")}
     return TurnResult(
         thread_id=config["configurable"]["thread_id"],
-        answer=answer,
-        decision="escalated" if pending else values.get("outcome"),
-        score=values.get("score"),
-        tool_calls=values.get("tool_calls", []),
-        route=values.get("route"),
-        reason=values.get("reason", ""),
-        steps=values.get("steps", 0),
-        escalation=pending[0] if pending else None,
+        answer=last.text if ended and isinstance(last, AIMessage) else None,
+        decision="escalated" if pending else (_outcome(last, turn) if ended and isinstance(last, AIMessage) else None),
+        score=routing.get("u"),
+        tool_calls=tool_results(turn),
+        route=routing.get("route"),
+        reason=routing.get("reason", ""),
+        steps=len(steps) + (1 if pending else 0),
+        escalation=escalation,
     )
 
 
+def _turn_start(messages: list[BaseMessage]) -> int:
+    starts = [i for i, m in enumerate(messages) if isinstance(m, HumanMessage)]
+    return starts[-1] if starts else len(messages)
+
+
+def _outcome(message: AIMessage, turn: list[BaseMessage]) -> Outcome:
+    """How the turn ended, from its last message: cancelled, refused, escalated, used a tool, or answered."""
+    metadata = message.response_metadata
+    if metadata.get("outcome") == "cancelled":
+        return "cancelled"
+    if metadata.get("refusal"):
+        return "refused"
+    if message.name == "human" or (metadata.get("routing") or {}).get("route") == "escalate":
+        return "escalated"
+    if any(isinstance(m, ToolMessage) for m in turn):
+        return "used_tool"
+    return "answered"
+
+
 class AgentSession:
-    """One agent on one spec: its graph, its memory, the current thread and the knobs the REPL turns.
+    """One agent on one spec: its `create_agent` graph, its memory, the current thread and the knobs the REPL turns.
 
     `stream` yields the graph's (mode, data) events for a question, and `resume` for a human's reply
     to an escalation; `result` reads the turn back."""
@@ -161,18 +220,21 @@ class AgentSession:
     def cancel(self, partial_answer: str) -> None:
         """Close a turn interrupted by the user, so the thread's history records it and moves on."""
         text = f"{partial_answer} [cancelled]".strip()
-        self.graph.update_state(self.config, {"messages": [AIMessage(text)], "outcome": "cancelled"}, as_node="answer")
+        self._close(AIMessage(text, response_metadata={"outcome": "cancelled"}))
 
     def fail(self, error: str) -> None:
         """Close a turn that failed, so the thread records it and the next question starts cleanly."""
         text = f"[this turn failed: {error}]"
-        self.graph.update_state(self.config, {"messages": [AIMessage(text)], "outcome": "cancelled"}, as_node="answer")
+        self._close(AIMessage(text, response_metadata={"outcome": "cancelled"}))
 
     def _close_unanswered_escalation(self) -> None:
         """A new question on a thread still waiting for a human: the waiting turn is closed as refused,
         so the history keeps every question with its reply."""
-        reply = AIMessage("No one answered this question.")
-        self.graph.update_state(self.config, {"messages": [reply], "outcome": "refused"}, as_node="escalate")
+        self._close(AIMessage(UNANSWERED, response_metadata={"refusal": True}))
+
+    def _close(self, reply: AIMessage) -> None:
+        """End the current turn with `reply`, as if the model step had written it (nothing runs after it)."""
+        self.graph.update_state(self.config, {"messages": [reply]}, as_node="model")
 
     def result(self) -> TurnResult:
         """The latest turn's result on the current thread."""

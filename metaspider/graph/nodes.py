@@ -1,7 +1,5 @@
-"""The agent's nodes: assess (pass 1) → answer | tool | refuse | draft → escalate.
-
-Every node reads the current knobs (gain, modifier) from the run's `configurable`, so the REPL can
-turn them between turns without rebuilding the graph.
+"""The agent's pieces around `create_agent`: its tools (when each applies to a question, and how the model's
+arguments are completed), the prompt the model answers from, and the chat model class it is built on.
 
 The prompt the model sees is not the raw message list: a 135M model shown its own earlier JSON tool
 call imitates it instead of answering. `model_view` therefore keeps past turns as question/answer
@@ -17,15 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
-from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
-from langgraph.types import interrupt
 
-from metaspider.graph.context_budget import cap_tool_result, history_budget, trim_history
-from metaspider.graph.policy import Thresholds, decide
-from metaspider.graph.spec import AgentSpec, HumanEscalation, ModelEscalation
-from metaspider.graph.state import AgentState, Route
-from metaspider.runtime.chat_model import MetaSpiderChatModel
+from metaspider.graph.spec import AgentSpec
+from metaspider.runtime.chat_model import MetaSpiderChatModel  # noqa: F401  (the agent builds its models by this name)
 from metaspider.tools.specs import CalculatorSpec, HttpGetSpec, ImportToolSpec, KnowledgeBaseSpec, ToolSpec
 
 N_CTX = 2048
@@ -117,19 +110,11 @@ def always_applies(_question: str) -> bool:
     return True
 
 
-def measure_uncertainty(spec: AgentSpec, modifier: str | None, messages: list[BaseMessage]) -> float:
-    """u for `messages` without generating (pass 1): the wrapper's score, or without a wrapper the
-    baseline 1 − max softmax probability of the first answer token (the score the answer reports).
-
-    The one place the agent asks for u, so it can move to a chat-model method when there is one."""
+def backbone(spec: AgentSpec):  # noqa: ANN201 (a Backbone; imported lazily)
+    """The spec model's backbone, for counting and cutting tokens."""
     from metaspider.runtime.engine import get_engine
-    from metaspider.runtime.tool_calls import has_native_tool_calls, to_template_messages
 
-    engine = get_engine(spec.model, spec.backend, spec.n_ctx)
-    rendered = to_template_messages(messages, has_native_tool_calls(engine.backbone.chat_template))
-    with engine.lock:
-        assessment = engine.pipeline(spec.wrapper, modifier, None).assess(rendered)
-    return float(assessment.uncertainty.score)
+    return get_engine(spec.model, spec.backend, spec.n_ctx).backbone
 
 
 def model_view(messages: list[BaseMessage], system_prompt: str) -> list[BaseMessage]:
@@ -166,21 +151,11 @@ def tool_results(messages: list[BaseMessage]) -> list[dict[str, Any]]:
     ]
 
 
-def _empty_call(name: str) -> dict[str, Any]:
+def empty_call(name: str) -> dict[str, Any]:
+    """A call of `name` with no arguments (a forced call the token budget cut before it parsed)."""
     from metaspider.runtime.tool_calls import new_call_id
 
     return {"name": name, "args": {}, "id": new_call_id(), "type": "tool_call"}
-
-
-def run_tool(tool: BaseTool, call: dict[str, Any]) -> ToolMessage:
-    """The tool's ToolMessage; an exception becomes an error result the model reads, never a crash
-    (the built-in tools already do this; tools passed in by a user may not)."""
-    try:
-        return tool.invoke(call)
-    except Exception as exc:
-        return ToolMessage(
-            f"error: {type(exc).__name__}: {exc}", tool_call_id=call["id"], name=call["name"], status="error"
-        )
 
 
 def _is_answer(message: BaseMessage) -> bool:
@@ -192,157 +167,3 @@ def _context_line(result: dict[str, Any]) -> str:
     if result["name"] == "calculator" and "expression" in result["args"] and result["status"] != "error":
         return f"calculator: {result['args']['expression']} = {result['result']}"
     return f"{result['name']}: {result['result']}"
-
-
-class AgentNodes:
-    """The node functions of one agent, bound to its spec, thresholds and tools."""
-
-    def __init__(self, spec: AgentSpec, thresholds: Thresholds, tools: list[AgentTool]):
-        self.spec = spec
-        self.thresholds = thresholds
-        self.tools = tools
-
-    # --- helpers -----------------------------------------------------------------------------------
-
-    def knobs(self, config: RunnableConfig | None) -> tuple[float, str | None]:
-        """(gain, modifier) for this run: the run's `configurable`, else the spec."""
-        configurable = (config or {}).get("configurable", {})
-        return configurable.get("gain", self.spec.gain), configurable.get("modifier", self.spec.modifier)
-
-    def chat_model(self, config: RunnableConfig | None, inject: bool = True) -> MetaSpiderChatModel:
-        """`inject=False`: pass 2 without the wrapper's injection (gain 0), for text that is not the
-        model's own answer: the Doubter is trained to turn answers into refusals, and would write its
-        refusal sentence into a tool's arguments or refuse to read out a tool's result."""
-        gain, modifier = self.knobs(config)
-        if not inject:
-            gain = 0.0
-        return MetaSpiderChatModel(
-            model=self.spec.model,
-            backend=self.spec.backend,
-            wrapper=self.spec.wrapper,
-            modifier=modifier,
-            gain=gain,
-            temperature=self.spec.temperature,
-            max_tokens=self.spec.max_tokens,
-            n_ctx=self.spec.n_ctx,
-        )
-
-    def view(self, state: AgentState) -> list[BaseMessage]:
-        """What the model reads, trimmed to the context window (oldest turns first)."""
-        backbone = self._backbone()
-        view = model_view(state["messages"], self.spec.system_prompt)
-        budget = history_budget(self.spec.n_ctx, self.spec.max_tokens)
-        return trim_history(view, budget, lambda text: len(backbone.tokenize(text, special=False)))
-
-    def _backbone(self):  # noqa: ANN202 (a Backbone; imported lazily)
-        from metaspider.runtime.engine import get_engine
-
-        return get_engine(self.spec.model, self.spec.backend, self.spec.n_ctx).backbone
-
-    def cap_result(self, result: ToolMessage) -> ToolMessage:
-        """The tool's result cut to `tool_result_tokens` tokens, with a visible marker."""
-        backbone = self._backbone()
-        text = cap_tool_result(
-            result.text,
-            self.spec.tool_result_tokens,
-            lambda t: backbone.tokenize(t, special=False),
-            backbone.detokenize,
-        )
-        return result if text == result.text else result.model_copy(update={"content": text})
-
-    @staticmethod
-    def question(state: AgentState) -> str:
-        """The current turn's question text."""
-        messages = state["messages"]
-        return messages[current_turn_start(messages)].text
-
-    def tools_left(self, state: AgentState) -> list[AgentTool]:
-        """Tools that apply to the question and were not called yet this turn."""
-        used = {call["name"] for call in state.get("tool_calls", [])}
-        question = self.question(state)
-        return [t for t in self.tools if t.tool.name not in used and t.applies(question)]
-
-    # --- nodes ---------------------------------------------------------------------------------------
-
-    def assess(self, state: AgentState, config: RunnableConfig) -> AgentState:
-        """Pass 1 on the thread: u, and the route the policy picks for it."""
-        _, modifier = self.knobs(config)
-        score = measure_uncertainty(self.spec, modifier, self.view(state))
-        steps = state.get("steps", 0) + 1
-        decision = decide(
-            score,
-            self.thresholds,
-            tool_available=bool(self.tools_left(state)),
-            has_tool_results=bool(state.get("tool_calls")),
-            can_escalate=self.spec.escalation is not None,
-        )
-        route, reason = decision.route, decision.reason
-        if route == "tool" and steps >= self.spec.max_steps:
-            route, reason = "refuse", f"{reason}; the step budget (max_steps={self.spec.max_steps}) is used up"
-        return {"score": score, "route": route, "reason": reason, "steps": steps}
-
-    def answer(self, state: AgentState, config: RunnableConfig) -> AgentState:
-        """Answer with the wrapper's injection, or plainly when a tool's result grounds the answer."""
-        grounded = bool(state.get("tool_calls"))
-        message = self.chat_model(config, inject=not grounded).invoke(self.view(state))
-        return {"messages": [message], "outcome": "used_tool" if grounded else "answered"}
-
-    def tool(self, state: AgentState, config: RunnableConfig) -> AgentState:
-        """Let the model call one of the tools that still apply, and run it."""
-        candidates = self.tools_left(state)
-        choice = candidates[0].tool.name if len(candidates) == 1 else "any"
-        llm = self.chat_model(config, inject=False).bind_tools([c.tool for c in candidates], tool_choice=choice)
-        request = llm.invoke(self.view(state))
-        # A forced call always parses; only a token budget too small for any call leaves none.
-        picked = request.tool_calls[0] if request.tool_calls else _empty_call(candidates[0].tool.name)
-        chosen = next(c for c in candidates if c.tool.name == picked["name"])
-        call = {**picked, "args": chosen.complete_args(picked["args"], self.question(state))}
-        request = AIMessage("", tool_calls=[call], response_metadata=request.response_metadata)
-        result = self.cap_result(run_tool(chosen.tool, call))
-        record = {"name": call["name"], "args": call["args"], "result": result.text, "status": result.status}
-        return {"messages": [request, result], "tool_calls": [*state.get("tool_calls", []), record]}
-
-    def refuse(self, state: AgentState) -> AgentState:
-        """Refuse in words, naming the reason (u above the answer threshold and no tool or escalation left)."""
-        text = f"I can't answer that reliably ({state['reason']})."
-        return {"messages": [AIMessage(text)], "outcome": "refused"}
-
-    def draft(self, state: AgentState, config: RunnableConfig) -> AgentState:
-        """What the bare model would answer, for the human to check (with the injection it would mostly
-        be a refusal). A node of its own: a node that interrupts runs again from its start when resumed."""
-        return {"draft": self.chat_model(config, inject=False).invoke(self.view(state)).text}
-
-    def escalate(self, state: AgentState, config: RunnableConfig) -> AgentState:
-        """Hand the question to the stronger model, or pause for a person's reply."""
-        escalation = self.spec.escalation
-        if isinstance(escalation, ModelEscalation):
-            stronger = MetaSpiderChatModel(
-                model=escalation.model,
-                backend=escalation.backend,
-                temperature=self.spec.temperature,
-                max_tokens=self.spec.max_tokens,
-            )
-            message = stronger.invoke(self.view(state))
-            return {"messages": [message], "outcome": "escalated"}
-        assert isinstance(escalation, HumanEscalation)
-        reply = interrupt(
-            {
-                "question": self.question(state),
-                "draft": state.get("draft"),
-                "score": state["score"],
-                "reason": state["reason"],
-            }
-        )
-        text = str(reply).strip()
-        if not text:
-            return {"messages": [AIMessage("No one answered this question.")], "outcome": "refused"}
-        return {"messages": [AIMessage(text, name="human")], "outcome": "escalated"}
-
-    # --- edges -------------------------------------------------------------------------------------
-
-    def after_assess(self, state: AgentState) -> str:
-        """The next node for the route chosen in `assess` (a human escalation first drafts an answer)."""
-        route: Route = state["route"]
-        if route == "escalate" and isinstance(self.spec.escalation, HumanEscalation):
-            return "draft"
-        return route

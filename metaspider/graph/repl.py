@@ -21,7 +21,7 @@ from metaspider.graph.state import OUTCOME_LABELS
 
 BAR_WIDTH = 24
 MODIFIERS = MODIFIER_NAMES
-STREAMED_NODES = {"answer", "escalate"}
+STREAMED_NODES = {"model"}
 HELP = f"""\
 /gain X          injection gain for the next answers (1 = as trained, 0 = bare model)
 /modifier NAME   {" | ".join(MODIFIER_NAMES)}
@@ -114,38 +114,48 @@ class Repl:
         self.show_verdict(result)
 
     def show_events(self, events: Iterator[tuple[str, Any]], printed: list[str]) -> None:
-        """Print the streamed answer tokens and tool calls as they arrive."""
-        started = False
+        """Print the streamed answer tokens, the replies that were not streamed (a refusal, a human's
+        answer) and the tool calls, as they arrive."""
+        streamed = False  # the current model step's reply is being printed token by token
+        calls: dict[str, dict] = {}
         for mode, data in events:
             if mode == "messages":
                 chunk, meta = data
-                if meta.get("langgraph_node") in STREAMED_NODES and chunk.text:
-                    if not started:
+                if (
+                    meta.get("langgraph_node") in STREAMED_NODES
+                    and chunk.text
+                    and not getattr(chunk, "tool_calls", None)
+                ):
+                    if not streamed:
                         self.console.print("[bold blue]agent>[/] ", end="")
-                        started = True
+                        streamed = True
                     printed.append(chunk.text)
                     self.console.print(chunk.text, end="", markup=False)
                 continue
             for node, update in data.items():
-                if node == "tool":
-                    call = update["tool_calls"][-1]
-                    args = ", ".join(f"{k}={v!r}" for k, v in call["args"].items())
-                    self.console.print(
-                        f"[magenta]tool[/] {escape(call['name'])}({escape(args)}) → {escape(_short(call['result']))}"
-                    )
-                elif node == "refuse":
-                    self.console.print(f"[bold blue]agent>[/] {escape(update['messages'][-1].text)}")
-                elif node == "escalate" and not started:
+                if node == "model" and update:
                     message = update["messages"][-1]
-                    self.console.print(f"[bold blue]{escape(message.name or 'agent')}>[/] {escape(message.text)}")
-                    started = True
-        if started:
+                    calls |= {call["id"]: call for call in message.tool_calls}
+                    if streamed:
+                        self.console.print()
+                    elif message.text and not message.tool_calls:
+                        self.console.print(f"[bold blue]{escape(message.name or 'agent')}>[/] {escape(message.text)}")
+                    streamed = False
+                elif node == "tools" and update:
+                    for result in update["messages"]:
+                        call = calls.get(result.tool_call_id, {})
+                        args = ", ".join(f"{k}={v!r}" for k, v in call.get("args", {}).items())
+                        name = call.get("name", result.name or "tool")
+                        self.console.print(
+                            f"[magenta]tool[/] {escape(name)}({escape(args)}) → {escape(_short(result.text))}"
+                        )
+        if streamed:
             self.console.print()
 
     def ask_human(self, escalation: dict) -> str | None:
         """Ask the person at the terminal to answer an escalated question; None when they give no reply."""
         self.console.print(
-            f"[bold yellow]escalated to you[/] (uncertainty {escalation['score']:.2f}): {escape(escalation['question'])}"
+            f"[bold yellow]escalated to you[/] (uncertainty {escalation['u']:.2f}): {escape(escalation['question'])}"
         )
         if escalation.get("draft"):
             self.console.print(f"[dim]model's draft: {escape(escalation['draft'])}[/]")

@@ -19,8 +19,9 @@ earlier turns does not raise u. The policy turns u into a route:
 
 - **answer** (u < answer_below): the call goes through; the model may still call tools itself.
 - **tool** (answer_below <= u < tool_below): the call is made with a tool required (`tool_choice="any"`)
-  among the agent's tools. An agent without tools, or a turn that already holds tool results, has no
-  tool left to try: the turn answers from its tool results if it has any, and is refused otherwise.
+  among the agent's tools not yet called this turn. When every tool offered was called already (or there
+  is none), no tool is left to try: the turn answers from its tool results if it has any, and is refused
+  otherwise. So a tool is forced at most once per turn, and a model that repeats a call cannot loop.
 - **escalate** (u >= escalate_above): with `fallback=` (any `BaseChatModel`) that model answers the
   turn; otherwise the model drafts an answer and `interrupt()` hands the question, the draft, u and the
   reason to a human. Resume with `Command(resume=True)` (accept the draft), `Command(resume="...")`
@@ -89,7 +90,13 @@ class UncertaintyMiddleware(AgentMiddleware[UncertaintyState, Any, Any]):
     `answer_below`, `tool_below`, `escalate_above`: thresholds on u (see the module doc). With none given,
     the wrapper's own answer threshold (the `threshold` its `Uncertainty` record reports: the manifest's
     `answer_below`) is used with no tool or escalation band; without a wrapper, `BASELINE_THRESHOLDS`.
-    `fallback`: a chat model that answers escalated turns instead of a human. `refusal`: the refusal text."""
+    `fallback`: a chat model that answers escalated turns instead of a human. `refusal`: the refusal text, or a
+    function of the step (route, u, reason) that writes it. `unanswered`: the reply when the human gives no
+    answer (default: the refusal). `max_steps`: model calls per turn; a tool route at or past it is refused, so
+    a model that keeps calling tools cannot loop. Refusals carry `response_metadata["refusal"] = True`.
+
+    The step's routing is also handed to the middleware inside this one (in `request.state["routing"]`),
+    so they can tell a forced tool call, an answer and an escalation's draft apart."""
 
     state_schema = UncertaintyState
 
@@ -100,7 +107,9 @@ class UncertaintyMiddleware(AgentMiddleware[UncertaintyState, Any, Any]):
         escalate_above: float | None = None,
         *,
         fallback: BaseChatModel | None = None,
-        refusal: str = REFUSAL,
+        refusal: str | Callable[[dict[str, Any]], str] = REFUSAL,
+        unanswered: str | None = None,
+        max_steps: int | None = None,
     ):
         super().__init__()
         given = [t for t in (answer_below, tool_below, escalate_above) if t is not None]
@@ -113,6 +122,8 @@ class UncertaintyMiddleware(AgentMiddleware[UncertaintyState, Any, Any]):
         )
         self.fallback = fallback
         self.refusal = refusal
+        self.unanswered = unanswered
+        self.max_steps = max_steps
 
     def policy(self, uncertainty: Uncertainty) -> Thresholds:
         """The thresholds in force for this record: the middleware's own, else the wrapper's, else the default."""
@@ -123,14 +134,15 @@ class UncertaintyMiddleware(AgentMiddleware[UncertaintyState, Any, Any]):
         return BASELINE_THRESHOLDS
 
     def route(self, uncertainty: Uncertainty, *, has_tools: bool, has_tool_results: bool) -> Decision:
-        """The route for one step: `decide` on the policy's thresholds."""
+        """The route for one step: `decide` on the policy's thresholds. `has_tools`: a tool not yet called
+        this turn is offered."""
         if uncertainty.score is None:
             return Decision("refuse", "the model gave no score")
         thresholds = self.policy(uncertainty)
         return decide(
             uncertainty.score,
             thresholds,
-            tool_available=has_tools and not has_tool_results,
+            tool_available=has_tools,
             has_tool_results=has_tool_results,
             can_escalate=True,
         )
@@ -144,10 +156,11 @@ class UncertaintyMiddleware(AgentMiddleware[UncertaintyState, Any, Any]):
         AIMessage has no tool call, so the agent loop ends with it."""
         step = self._step(request, _assessor(request).assess(turn_view(request)))
         route = step["route"]
+        request = _with_routing(request, step)
         if route == "refuse":
-            return self._respond(ModelResponse([AIMessage(self.refusal)]), step)
+            return self._respond(ModelResponse([self._refusal(step)]), step)
         if route == "tool":
-            return self._respond(handler(request.override(tool_choice="any")), step)
+            return self._respond(handler(_forcing_untried(request)), step)
         if route == "escalate":
             if self.fallback is not None:
                 return self._respond(handler(request.override(model=self.fallback)), step)
@@ -163,10 +176,11 @@ class UncertaintyMiddleware(AgentMiddleware[UncertaintyState, Any, Any]):
         uncertainty = await asyncio.to_thread(_assessor(request).assess, turn_view(request))
         step = self._step(request, uncertainty)
         route = step["route"]
+        request = _with_routing(request, step)
         if route == "refuse":
-            return self._respond(ModelResponse([AIMessage(self.refusal)]), step)
+            return self._respond(ModelResponse([self._refusal(step)]), step)
         if route == "tool":
-            return self._respond(await handler(request.override(tool_choice="any")), step)
+            return self._respond(await handler(_forcing_untried(request)), step)
         if route == "escalate":
             if self.fallback is not None:
                 return self._respond(await handler(request.override(model=self.fallback)), step)
@@ -174,14 +188,27 @@ class UncertaintyMiddleware(AgentMiddleware[UncertaintyState, Any, Any]):
         return self._respond(await handler(request), step)
 
     def _step(self, request: ModelRequest[Any], uncertainty: Uncertainty) -> dict[str, Any]:
-        has_tool_results = any(isinstance(m, ToolMessage) for m in turn_view(request))
-        decision = self.route(uncertainty, has_tools=bool(request.tools), has_tool_results=has_tool_results)
+        turn = turn_view(request)
+        called = {m.name for m in turn if isinstance(m, ToolMessage)}
+        untried = [t for t in request.tools if _tool_name(t) not in called]
+        has_tool_results = any(isinstance(m, ToolMessage) for m in turn)
+        decision = self.route(uncertainty, has_tools=bool(untried), has_tool_results=has_tool_results)
+        steps = 1 + sum(isinstance(m, AIMessage) for m in turn)
+        route, reason = decision.route, decision.reason
+        if route == "tool" and self.max_steps is not None and steps >= self.max_steps:
+            route, reason = "refuse", f"{reason}; the step budget (max_steps={self.max_steps}) is used up"
         return {
-            "route": decision.route,
+            "route": route,
             "u": uncertainty.score,
-            "reason": decision.reason,
+            "reason": reason,
+            "steps": steps,
             "uncertainty": uncertainty.as_dict(),
         }
+
+    def _refusal(self, step: dict[str, Any], text: str | None = None) -> AIMessage:
+        if text is None:
+            text = self.refusal(step) if callable(self.refusal) else self.refusal
+        return AIMessage(text, response_metadata={"refusal": True})
 
     def _ask_human(self, request: ModelRequest[Any], draft: ModelResponse[Any], step: dict[str, Any]) -> ModelResponse:
         question = current_question(request.messages)
@@ -199,8 +226,8 @@ class UncertaintyMiddleware(AgentMiddleware[UncertaintyState, Any, Any]):
         if isinstance(answer, dict):
             answer = answer.get("answer")
         if isinstance(answer, str) and answer.strip():
-            return ModelResponse([AIMessage(answer, name="human")])
-        return ModelResponse([AIMessage(self.refusal)])
+            return ModelResponse([AIMessage(answer.strip(), name="human")])
+        return ModelResponse([self._refusal(step, self.unanswered)])
 
     @staticmethod
     def _respond(response: ModelResponse[Any], step: dict[str, Any]) -> ExtendedModelResponse[Any]:
@@ -214,6 +241,25 @@ class UncertaintyMiddleware(AgentMiddleware[UncertaintyState, Any, Any]):
             ModelResponse(result, response.structured_response),
             Command(update={"routing": step, "routing_log": [step]}),
         )
+
+
+def _tool_name(tool: Any) -> str | None:
+    if isinstance(tool, dict):
+        return (tool.get("function") or tool).get("name")
+    return getattr(tool, "name", None)
+
+
+def _forcing_untried(request: ModelRequest[Any]) -> ModelRequest[Any]:
+    """The request with a tool call required, among the tools not yet called this turn."""
+    called = {m.name for m in turn_view(request) if isinstance(m, ToolMessage)}
+    untried = [t for t in request.tools if _tool_name(t) not in called]
+    return request.override(tools=untried or request.tools, tool_choice="any")
+
+
+def _with_routing(request: ModelRequest[Any], step: dict[str, Any]) -> ModelRequest[Any]:
+    """The request with this step's routing in its state, for the middleware inside this one."""
+    state: Any = {**request.state, "routing": step}  # UncertaintyState, the agent's state with routing
+    return request.override(state=state)
 
 
 def _assessor(request: ModelRequest[Any]) -> Assessor:

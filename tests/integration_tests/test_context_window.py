@@ -7,8 +7,7 @@ import pytest
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from metaspider.errors import ContextOverflowError
-from metaspider.graph.nodes import AgentNodes
-from metaspider.graph.policy import Thresholds
+from metaspider.graph.agent_middleware import cap_result, prompt_view
 from metaspider.graph.spec import AgentSpec
 from metaspider.runtime.chat_model import MetaSpiderChatModel
 from metaspider.runtime.engine import get_engine
@@ -44,17 +43,16 @@ def test_the_agent_view_of_a_long_thread_fits_the_context() -> None:
         max_tokens=64,
         tool_result_tokens=100,
     )
-    nodes = AgentNodes(spec, Thresholds(answer_below=0.5), [])
     backbone = get_engine(spec.model, spec.backend, spec.n_ctx).backbone
     messages: list = []
     for i in range(40):
         messages += [HumanMessage(f"Question {i}: what is {i} plus {i}?"), AIMessage(f"It is {2 * i}.")]
     page = "lorem ipsum dolor sit amet " * 20_000  # ~100,000 bytes, as http_get's default cap
-    capped = nodes.cap_result(ToolMessage(page, tool_call_id="c1", name="http_get"))
+    capped = cap_result(spec, ToolMessage(page, tool_call_id="c1", name="http_get"))
     assert capped.text.endswith("tokens cut]") and len(backbone.tokenize(capped.text)) < 130
     call = AIMessage("", tool_calls=[{"name": "http_get", "args": {"url": "u"}, "id": "c1", "type": "tool_call"}])
     messages += [HumanMessage("Summarise the page."), call, capped]
-    view = nodes.view({"messages": messages})
+    view = prompt_view(spec, messages)
     roles = {"human": "user", "ai": "assistant", "system": "system"}
     ids = backbone.chat_ids([{"role": roles[m.type], "content": m.text} for m in view])
     assert len(ids) + spec.max_tokens <= spec.n_ctx

@@ -1,6 +1,5 @@
-"""A fake chat model and a fake uncertainty for the agent graph: the routing, the tool loop and the
-escalation are pure logic, so they are tested without a model (the real model routes in
-tests/integration_tests/graph)."""
+"""A fake chat model with a fake uncertainty for the agent: the routing, the tool loop and the escalation
+are pure logic, so they are tested without a model (the real model routes in tests/integration_tests/graph)."""
 
 from __future__ import annotations
 
@@ -17,6 +16,7 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import ConfigDict
 
+from metaspider.core.pipeline import Uncertainty
 from metaspider.graph import nodes
 
 Scorer = Callable[[list[BaseMessage]], float]
@@ -27,7 +27,8 @@ class FakeChatModel(BaseChatModel):
 
     Bound to tools, it calls the tool named by `tool_choice` (or the first one): a `url` argument is the
     question's first URL, every other required string the question, every number 1. Every
-    instance that answers is recorded in `calls`, so a test can check which knobs each node used."""
+    instance that answers is recorded in `calls`, so a test can check which knobs each step used.
+    `assess` gives u from `scorer` (set by `use_fakes`) on the messages it is shown."""
 
     model_config = ConfigDict(extra="allow")
 
@@ -42,6 +43,10 @@ class FakeChatModel(BaseChatModel):
     score: float = 0.0
 
     calls: ClassVar[list[dict[str, Any]]] = []
+    scorer: ClassVar[Scorer] = staticmethod(lambda _messages: 0.5)
+
+    def assess(self, messages: list[BaseMessage]) -> Uncertainty:
+        return Uncertainty(self.scorer(list(messages)), "unassessed", None, self.modifier, self.gain or 1.0)
 
     @property
     def _llm_type(self) -> str:
@@ -96,12 +101,12 @@ def use_fakes(monkeypatch: pytest.MonkeyPatch, score: float | Scorer = 0.5) -> l
     """Route the agent graph through FakeChatModel and a fixed (or computed) u; no model file is resolved.
     Returns the list of recorded chat-model calls."""
 
-    def measure(_spec, _modifier, messages: list[BaseMessage]) -> float:
+    def measure(messages: list[BaseMessage]) -> float:
         return score(messages) if callable(score) else score
 
     monkeypatch.setattr(nodes, "MetaSpiderChatModel", FakeChatModel)
-    monkeypatch.setattr(nodes.AgentNodes, "_backbone", lambda _self: WordTokenizer())
-    monkeypatch.setattr(nodes, "measure_uncertainty", measure)
+    monkeypatch.setattr(nodes, "backbone", lambda _spec: WordTokenizer())
+    monkeypatch.setattr(FakeChatModel, "scorer", staticmethod(measure))
     monkeypatch.setattr("metaspider.core.models.registry.resolve", lambda name, quiet=False: Path(name))
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(FakeChatModel, "calls", calls)
