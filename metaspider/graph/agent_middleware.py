@@ -80,6 +80,13 @@ def prompt_view(spec: AgentSpec, messages: list[BaseMessage]) -> list[BaseMessag
     return trim_history(view, budget, lambda text: len(backbone.tokenize(text, special=False)))
 
 
+def _thread_id() -> str | None:
+    try:
+        return get_config().get("configurable", {}).get("thread_id")
+    except RuntimeError:
+        return None
+
+
 def question_of(messages: list[BaseMessage]) -> str:
     """The current turn's question text."""
     return messages[current_turn_start(messages)].text
@@ -126,18 +133,31 @@ class SpecMiddleware(AgentMiddleware):
 class PromptMiddleware(AgentMiddleware):
     """The inner middleware: the prompt, the injection and the tool arguments (see the module doc)."""
 
-    def __init__(self, spec: AgentSpec, tools: list[AgentTool], fallback: BaseChatModel | None = None):
+    def __init__(
+        self,
+        spec: AgentSpec,
+        tools: list[AgentTool],
+        fallback: BaseChatModel | None = None,
+        live_steps: dict[str, dict[str, Any]] | None = None,
+    ):
         super().__init__()
         self.spec = spec
         self.by_name = {t.tool.name: t for t in tools}
         self.fallback = fallback
+        self.live_steps = live_steps if live_steps is not None else {}
+        """The routing of the model step running now, per thread: a turn cancelled while its answer streams
+        has written nothing to the state yet, and still reports its u and route."""
 
     def wrap_model_call(
         self, request: ModelRequest[Any], handler: Callable[[ModelRequest[Any]], ModelResponse[Any]]
     ) -> Any:
         """Write the prompt, pick the injection, and complete the tool calls of the reply."""
         messages = list(request.messages)
-        route = (request.state.get("routing") or {}).get("route")
+        step = request.state.get("routing") or {}
+        route = step.get("route")
+        thread = _thread_id()
+        if thread is not None:
+            self.live_steps[thread] = step
         forced = request.tool_choice not in (None, "auto", "none")
         grounded = any(isinstance(m, ToolMessage) for m in messages[current_turn_start(messages) :])
         model = request.model

@@ -49,9 +49,12 @@ def build_agent(
     spec: AgentSpec,
     checkpointer: BaseCheckpointSaver,
     extra_tools: list[BaseTool] | None = None,
+    live_steps: dict[str, dict[str, Any]] | None = None,
 ) -> CompiledStateGraph:
     """The agent for `spec`. `extra_tools` (your own LangChain tools) are offered for every question,
-    after the spec's tools. Raises MetaspiderError for a model, wrapper or calibration that cannot be used."""
+    after the spec's tools. `live_steps` receives the routing of each model step as it starts, per thread
+    (for a turn cancelled mid-answer). Raises MetaspiderError for a model, wrapper or calibration that
+    cannot be used."""
     from metaspider.core.models.registry import resolve
     from metaspider.core.wrapper.handle import resolve_wrapper_path
 
@@ -75,7 +78,7 @@ def build_agent(
         model=spec_chat_model(spec),
         tools=[t.tool for t in tools],
         system_prompt=spec.system_prompt,
-        middleware=[SpecMiddleware(spec, tools), uncertainty, PromptMiddleware(spec, tools, fallback)],
+        middleware=[SpecMiddleware(spec, tools), uncertainty, PromptMiddleware(spec, tools, fallback, live_steps)],
         checkpointer=checkpointer,
     )
 
@@ -187,7 +190,8 @@ class AgentSession:
     def __init__(self, spec: AgentSpec, thread_id: str | None = None):
         self.spec = spec
         self.memory = open_memory(spec.memory)
-        self.graph = build_agent(spec, self.memory.checkpointer)
+        self.live_steps: dict[str, dict[str, Any]] = {}
+        self.graph = build_agent(spec, self.memory.checkpointer, live_steps=self.live_steps)
         self.thresholds = thresholds_for(spec)
         self.gain: float | None = None
         self.modifier: str | None = None
@@ -201,6 +205,7 @@ class AgentSession:
     def stream(self, question: str) -> Iterator[tuple[str, Any]]:
         """Run one question on the current thread, yielding LangGraph's stream events (the REPL prints them)."""
         self.memory.touch(self.thread_id)
+        self.live_steps.pop(self.thread_id, None)
         with self.memory.thread_lock(self.thread_id):
             if self.result().escalation is not None:
                 self._close_unanswered_escalation()
@@ -220,7 +225,9 @@ class AgentSession:
     def cancel(self, partial_answer: str) -> None:
         """Close a turn interrupted by the user, so the thread's history records it and moves on."""
         text = f"{partial_answer} [cancelled]".strip()
-        self._close(AIMessage(text, response_metadata={"outcome": "cancelled"}))
+        routing = self.live_steps.get(self.thread_id)
+        metadata = {"outcome": "cancelled", **({"routing": routing} if routing else {})}
+        self._close(AIMessage(text, response_metadata=metadata))
 
     def fail(self, error: str) -> None:
         """Close a turn that failed, so the thread records it and the next question starts cleanly."""

@@ -1,4 +1,4 @@
-"""The agent graph routing on real models: an answer, a tool call and the answer from its result, a human
+"""The agent (`create_agent` with the spec's middleware) routing on real models: an answer, a tool call and the answer from its result, a human
 escalation with the bare model's draft, an escalation to a stronger model, and the wrapper's score.
 Every route and its edge cases are tested with a fake model in tests/unit_tests/graph."""
 
@@ -23,18 +23,27 @@ def agent(tmp_path: Path, extra_tools=None, **fields):
 
 
 def run(graph, question_or_command, thread: str = "t") -> tuple[list[str], list[dict]]:
-    """The nodes the turn went through, in order, and their updates."""
+    """The steps the turn went through, in order (a model step by its route), and their updates."""
     source = turn_input(question_or_command) if isinstance(question_or_command, str) else question_or_command
     updates = list(graph.stream(source, run_config(thread), stream_mode="updates"))
-    return [node for update in updates for node in update], updates
+    return [_step(node, value) for update in updates for node, value in update.items()], updates
+
+
+def _step(node: str, value) -> str:
+    return value["routing"]["route"] if node == "model" else node
+
+
+def routing(update: dict) -> dict:
+    """The routing a model step recorded in the agent state."""
+    return update["model"]["routing"]
 
 
 def test_answer_route(tmp_path: Path):
     graph = agent(tmp_path, policy={"answer_below": 1.0})
     path, updates = run(graph, "What is the capital of France?")
-    assert path == ["assess", "answer"]
-    assess = updates[0]["assess"]
-    assert 0 < assess["score"] < 1 and assess["route"] == "answer"
+    assert path == ["answer"]
+    step = routing(updates[0])
+    assert 0 < step["u"] < 1 and step["route"] == "answer"
     result = turn_result(graph, run_config("t"))
     assert result.decision == "answered" and result.answer
     message = graph.get_state(run_config("t")).values["messages"][-1]
@@ -44,12 +53,13 @@ def test_answer_route(tmp_path: Path):
 def test_tool_route_reassesses_with_the_result_and_answers_from_it(tmp_path: Path):
     graph = agent(tmp_path, policy={"answer_below": 0.0, "tool_below": 1.0}, tools=[CALCULATOR, KNOWLEDGE_BASE])
     path, updates = run(graph, "What is 1234 * 5678?")
-    assert path == ["assess", "tool", "assess", "answer"]
-    assert updates[0]["assess"]["route"] == "tool"
-    request, result = updates[1]["tool"]["messages"]
+    assert path == ["tool", "tools", "answer"]
+    assert routing(updates[0])["route"] == "tool"
+    (request,) = updates[0]["model"]["messages"]
+    (result,) = updates[1]["tools"]["messages"]
     assert request.tool_calls[0]["name"] == "calculator"  # the knowledge base does not apply: no passage matches
     assert isinstance(result, ToolMessage) and result.text == "7006652"
-    assert updates[2]["assess"]["steps"] == 2  # assessed again, now with the tool result in context
+    assert routing(updates[2])["steps"] == 2  # assessed again, now with the tool result in context
     final = turn_result(graph, run_config("t"))
     assert final.decision == "used_tool" and "7006652" in final.answer.replace(",", "")
 
@@ -57,12 +67,12 @@ def test_tool_route_reassesses_with_the_result_and_answers_from_it(tmp_path: Pat
 def test_human_escalation_interrupts_and_resumes_with_the_answer(tmp_path: Path):
     graph = agent(tmp_path, policy={"answer_below": 0.0, "escalate_above": 0.0}, escalation={"kind": "human"})
     path, updates = run(graph, "What is my neighbour's cat called?")
-    assert path == ["assess", "draft", "__interrupt__"]
+    assert path == ["__interrupt__"]  # the draft is written inside the model step, before the interrupt
     pending = updates[-1]["__interrupt__"][0].value
     assert pending["question"] == "What is my neighbour's cat called?"
-    assert pending["draft"] and pending["score"] == updates[0]["assess"]["score"]
+    assert pending["draft"] and 0 < pending["u"] < 1
     paused = turn_result(graph, run_config("t"))
-    assert paused.escalation == pending and paused.answer is None
+    assert paused.escalation == {**pending, "score": pending["u"]} and paused.answer is None
 
     path, _ = run(graph, Command(resume="Her name is Miso."))
     assert path == ["escalate"]
@@ -80,8 +90,8 @@ def test_escalation_to_a_stronger_model_answers_with_that_model(tmp_path: Path):
         max_tokens=16,
     )
     path, updates = run(graph, "What is the capital of France?")
-    assert path == ["assess", "escalate"]
-    message = updates[1]["escalate"]["messages"][0]
+    assert path == ["escalate"]
+    message = updates[0]["model"]["messages"][0]
     assert message.response_metadata["model_name"] == "gemma3-270m" and message.text
     assert turn_result(graph, run_config("t")).decision == "escalated"
 
@@ -103,7 +113,7 @@ def random_wrapper(tmp_path_factory) -> Path:
 def test_with_a_wrapper_the_agent_routes_on_the_score_the_chat_model_reports(tmp_path: Path, random_wrapper: Path):
     graph = agent(tmp_path, wrapper=str(random_wrapper), modifier="watchdog", policy={"answer_below": 1.0})
     path, updates = run(graph, "What is the capital of France?")
-    assert path == ["assess", "answer"]
-    reported = updates[1]["answer"]["messages"][0].response_metadata["uncertainty"]
-    assert updates[0]["assess"]["score"] == pytest.approx(reported["score"], abs=1e-6)
+    assert path == ["answer"]
+    reported = updates[0]["model"]["messages"][0].response_metadata["uncertainty"]
+    assert routing(updates[0])["u"] == pytest.approx(reported["score"], abs=1e-6)
     assert reported["modifier"] == "watchdog"
