@@ -61,7 +61,7 @@ def build_agent(
     resolve(spec.model)
     if spec.wrapper is not None:
         resolve_wrapper_path(spec.wrapper, spec.model)
-    tools = agent_tools(spec.tools, build_tools(spec.tools))
+    tools = agent_tools(spec.tools, build_tools(spec.tools), hints=spec.tool_hints)
     tools += [AgentTool(tool, always_applies) for tool in extra_tools or []]
     thresholds = thresholds_for(spec)
     fallback = _fallback(spec)

@@ -9,7 +9,6 @@ faithful AIMessage/ToolMessage pair for the event stream and the history.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -18,45 +17,17 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from langchain_core.tools import BaseTool
 
 from metaspider.graph.spec import AgentSpec
+from metaspider.graph.tool_hints import arithmetic_in, expression_from_question, has_url, query_from_question
 from metaspider.runtime.chat_model import MetaSpiderChatModel  # noqa: F401  (the agent builds its models by this name)
 from metaspider.tools.specs import CalculatorSpec, HttpGetSpec, ImportToolSpec, KnowledgeBaseSpec, ToolSpec
 
 N_CTX = 2048
 """The default context window (the spec's `n_ctx:` when it names none)."""
 
-_ARITHMETIC = re.compile(r"[-+(]*\d[\d.\s()]*(?:(?:\*\*|[-+*/%^×])[\s(]*[-+]?\d[\d.\s()]*)+")
-_URL = re.compile(r"https?://\S+")
-
 
 def keep_args(args: dict[str, Any], _question: str) -> dict[str, Any]:
     """A tool's arguments as the model wrote them (the default argument rewrite)."""
     return args
-
-
-def arithmetic_in(question: str) -> str | None:
-    """The arithmetic expression written in a question ("What is 1234 * 5678?" → "1234 * 5678")."""
-    match = _ARITHMETIC.search(question)
-    return match.group(0).strip().replace("^", "**").replace("×", "*") if match else None
-
-
-def expression_from_question(args: dict[str, Any], question: str) -> dict[str, Any]:
-    """The question's own expression: a 135M model copying "1234 * 5678" drops or changes digits."""
-    expression = arithmetic_in(question)
-    return {**args, "expression": expression} if expression else args
-
-
-def query_from_question(args: dict[str, Any], question: str) -> dict[str, Any]:
-    """The model's query if it is made of the question's words ("Lumen Dial"), else the question: a
-    135M model's own queries are often garbled ("The CEO of Orrě") or off the topic."""
-    query = str(args.get("query", "")).strip()
-    question_words = set(_words(question))
-    if query and set(_words(query)) <= question_words:
-        return {**args, "query": query}
-    return {**args, "query": question}
-
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"\w+", text.lower())
 
 
 @dataclass(frozen=True)
@@ -69,8 +40,11 @@ class AgentTool:
     complete_args: Callable[[dict[str, Any], str], dict[str, Any]] = keep_args
 
 
-def agent_tools(specs: list[ToolSpec], tools: list[BaseTool]) -> list[AgentTool]:
-    """The spec's tools paired with when each applies to a question and how its arguments are rewritten."""
+def agent_tools(specs: list[ToolSpec], tools: list[BaseTool], hints: bool = False) -> list[AgentTool]:
+    """The spec's tools paired with when each applies to a question and how its arguments are rewritten:
+    with `hints` (the spec's `tool_hints:`, see tool_hints.py) from the question, else always and never."""
+    if not hints:
+        return [AgentTool(tool, always_applies) for tool in tools]
     return [
         AgentTool(
             tool,
@@ -83,7 +57,7 @@ def agent_tools(specs: list[ToolSpec], tools: list[BaseTool]) -> list[AgentTool]
 
 def _applicability(spec: ToolSpec) -> Callable[[str], bool]:
     """Cheap and explainable: arithmetic for the calculator, a BM25 hit for the knowledge base, a URL
-    for http_get. A tiny model asked to pick freely calls the calculator for everything."""
+    for http_get, always for an imported tool."""
     match spec:
         case CalculatorSpec():
             return lambda question: arithmetic_in(question) is not None
@@ -93,7 +67,7 @@ def _applicability(spec: ToolSpec) -> Callable[[str], bool]:
             knowledge_base = KnowledgeBase(read_passages(folder))
             return lambda question: bool(knowledge_base.search(question, 1))
         case HttpGetSpec():
-            return lambda question: bool(_URL.search(question))
+            return has_url
         case ImportToolSpec():
             return always_applies
     raise TypeError(f"unknown tool spec {spec!r}")

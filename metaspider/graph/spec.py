@@ -112,6 +112,10 @@ class AgentSpec(_SpecModel):
     """The model's context window in tokens: system prompt, kept history, tool results and the answer."""
     tool_result_tokens: int = Field(512, ge=16)
     """A tool result longer than this many tokens is cut, with a visible marker."""
+    tool_hints: bool = False
+    """For tiny models: offer a built-in tool only when the question shows it is needed, and read the
+    calculator's expression and the knowledge base's query from the question (graph/tool_hints.py). Off: every
+    tool is offered and the model's own tool choice and arguments are used."""
 
     @field_validator("tools")
     @classmethod

@@ -85,7 +85,7 @@ class _FailingSession:
         self.turns += 1
         if self.turns == 1:
             raise RuntimeError("the model ran out of context")
-        yield ("updates", {"refuse": {"messages": [AIMessage("no")]}})
+        yield ("updates", {"model": {"messages": [AIMessage("no")]}})  # the agent's model step refusing
 
     def fail(self, error: str) -> None:
         self.failures.append(error)

@@ -51,7 +51,9 @@ def test_answer_route(tmp_path: Path):
 
 
 def test_tool_route_reassesses_with_the_result_and_answers_from_it(tmp_path: Path):
-    graph = agent(tmp_path, policy={"answer_below": 0.0, "tool_below": 1.0}, tools=[CALCULATOR, KNOWLEDGE_BASE])
+    graph = agent(
+        tmp_path, policy={"answer_below": 0.0, "tool_below": 1.0}, tools=[CALCULATOR, KNOWLEDGE_BASE], tool_hints=True
+    )
     path, updates = run(graph, "What is 1234 * 5678?")
     assert path == ["tool", "tools", "answer"]
     assert routing(updates[0])["route"] == "tool"

@@ -78,7 +78,9 @@ def test_refuse_route_says_why_with_the_score(tmp_path: Path, calls: list[dict])
 
 
 def test_tool_route_reassesses_with_the_result_and_answers_from_it(tmp_path: Path, calls: list[dict]):
-    graph = agent(tmp_path, policy={"answer_below": 0.0, "tool_below": 1.0}, tools=[CALCULATOR, KNOWLEDGE_BASE])
+    graph = agent(
+        tmp_path, policy={"answer_below": 0.0, "tool_below": 1.0}, tools=[CALCULATOR, KNOWLEDGE_BASE], tool_hints=True
+    )
     path, updates = run(graph, "What is 1234 * 5678?")
     assert path == ["tool", "tools", "answer"]
     assert routing(updates[0])["route"] == "tool"
@@ -102,7 +104,7 @@ def test_the_second_assessment_sees_the_tool_result(tmp_path: Path, monkeypatch:
         return 0.5
 
     use_fakes(monkeypatch, score)
-    graph = agent(tmp_path, policy={"answer_below": 0.0, "tool_below": 1.0}, tools=[CALCULATOR])
+    graph = agent(tmp_path, policy={"answer_below": 0.0, "tool_below": 1.0}, tools=[CALCULATOR], tool_hints=True)
     run(graph, "What is 2 * 21?")
     assert [(m.type, m.text) for m in seen[0]] == [("system", SYSTEM_PROMPT), ("human", "What is 2 * 21?")]
     # The second assessment: the question, the calculator call with its expression and its result.
@@ -187,7 +189,9 @@ def test_http_get_to_loopback_is_an_error_result_not_a_crash(
 
 
 def test_no_applicable_tool_means_refusal_not_an_answer(tmp_path: Path, calls: list[dict]):
-    graph = agent(tmp_path, policy={"answer_below": 0.0, "tool_below": 1.0}, tools=[CALCULATOR, KNOWLEDGE_BASE])
+    graph = agent(
+        tmp_path, policy={"answer_below": 0.0, "tool_below": 1.0}, tools=[CALCULATOR, KNOWLEDGE_BASE], tool_hints=True
+    )
     path, updates = run(graph, "What is my neighbour's cat called?")
     assert path == ["refuse"]
     assert "no tool applies" in routing(updates[0])["reason"]
@@ -218,7 +222,7 @@ def test_run_knobs_override_the_spec(tmp_path: Path, calls: list[dict]):
 
 
 def test_a_new_turn_starts_from_a_clean_state(tmp_path: Path, calls: list[dict]):
-    graph = agent(tmp_path, policy={"answer_below": 0.0, "tool_below": 1.0}, tools=[CALCULATOR])
+    graph = agent(tmp_path, policy={"answer_below": 0.0, "tool_below": 1.0}, tools=[CALCULATOR], tool_hints=True)
     run(graph, "What is 6 * 7?")
     assert turn_result(graph, run_config("t")).steps == 2
     path, _ = run(graph, "What is 3 * 3?")

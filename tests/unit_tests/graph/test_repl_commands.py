@@ -82,6 +82,7 @@ def test_why_lists_the_tool_calls(tmp_path: Path, calls: list[dict]):
         ["What is 1234 * 5678?", "/why"],
         policy={"answer_below": 0.0, "tool_below": 1.0},
         tools=[{"name": "calculator"}],
+        tool_hints=True,
     )
     assert "tool calculator(expression='1234 * 5678') → 7006652" in out
     assert re.search(r"u \[.*\] 0\.42\s+used a tool", out)
