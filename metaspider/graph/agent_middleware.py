@@ -18,7 +18,10 @@ create_agent(model, tools, system_prompt, checkpointer,
   question where the spec's tools ask for it.
 
 A 135M model shown its own earlier JSON tool call imitates it instead of answering, so the prompt keeps
-past turns as question/answer pairs; the state keeps the faithful AIMessage/ToolMessage pair."""
+past turns as question/answer pairs; the state keeps the faithful AIMessage/ToolMessage pair. Measured in
+benchmarks/results/agent_prompt_view.md: on smollm2-135m, answering from the raw `create_agent` messages
+gave an imitated JSON tool call in 6 of 8 calculator answers (1 plain answer with the result), this prompt
+in 0 of 8 (6 plain answers with the result)."""
 
 from __future__ import annotations
 
