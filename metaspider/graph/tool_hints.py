@@ -66,4 +66,3 @@ def has_url(question: str) -> bool:
 
 def _words(text: str) -> list[str]:
     return re.findall(r"\w+", text.lower())
-
