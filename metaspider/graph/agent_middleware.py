@@ -25,7 +25,7 @@ in 0 of 8 (6 plain answers with the result)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from langchain.agents.middleware.types import AgentMiddleware, ModelRequest, ModelResponse
@@ -110,27 +110,50 @@ class SpecMiddleware(AgentMiddleware):
         question = messages[start].text
         return [t for t in self.agent_tools if t.tool.name not in used and t.applies(question)]
 
+    def _prepare(self, request: ModelRequest[Any]) -> ModelRequest[Any]:
+        gain, modifier = knobs(self.spec)
+        left = {t.tool.name for t in self.tools_left(list(request.messages))}
+        tools = [t for t in request.tools if getattr(t, "name", None) in left]
+        return request.override(model=spec_chat_model(self.spec, gain, modifier), tools=tools)
+
     def wrap_model_call(
         self, request: ModelRequest[Any], handler: Callable[[ModelRequest[Any]], ModelResponse[Any]]
     ) -> Any:
         """Swap in the chat model with the run's knobs and offer only the tools left for this question."""
-        gain, modifier = knobs(self.spec)
-        left = {t.tool.name for t in self.tools_left(list(request.messages))}
-        tools = [t for t in request.tools if getattr(t, "name", None) in left]
-        return handler(request.override(model=spec_chat_model(self.spec, gain, modifier), tools=tools))
+        return handler(self._prepare(request))
+
+    async def awrap_model_call(
+        self, request: ModelRequest[Any], handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]]
+    ) -> Any:
+        """The async form of `wrap_model_call`."""
+        return await handler(self._prepare(request))
 
     def wrap_tool_call(
         self, request: ToolCallRequest, handler: Callable[[ToolCallRequest], ToolMessage | Command]
     ) -> ToolMessage | Command:
         """Run the tool; an exception becomes an error result (user tools may raise), a long result is cut."""
-        call = request.tool_call
         try:
             result = handler(request)
         except Exception as exc:  # noqa: BLE001  (the model reads the error; the turn goes on)
-            return ToolMessage(
-                f"error: {type(exc).__name__}: {exc}", tool_call_id=call["id"], name=call["name"], status="error"
-            )
+            return _error_result(request, exc)
         return cap_result(self.spec, result) if isinstance(result, ToolMessage) else result
+
+    async def awrap_tool_call(
+        self, request: ToolCallRequest, handler: Callable[[ToolCallRequest], Awaitable[ToolMessage | Command]]
+    ) -> ToolMessage | Command:
+        """The async form of `wrap_tool_call`."""
+        try:
+            result = await handler(request)
+        except Exception as exc:  # noqa: BLE001  (the model reads the error; the turn goes on)
+            return _error_result(request, exc)
+        return cap_result(self.spec, result) if isinstance(result, ToolMessage) else result
+
+
+def _error_result(request: ToolCallRequest, exc: Exception) -> ToolMessage:
+    call = request.tool_call
+    return ToolMessage(
+        f"error: {type(exc).__name__}: {exc}", tool_call_id=call["id"], name=call["name"], status="error"
+    )
 
 
 class PromptMiddleware(AgentMiddleware):
@@ -155,6 +178,15 @@ class PromptMiddleware(AgentMiddleware):
         self, request: ModelRequest[Any], handler: Callable[[ModelRequest[Any]], ModelResponse[Any]]
     ) -> Any:
         """Write the prompt, pick the injection, and complete the tool calls of the reply."""
+        return self._finish(request, handler(self._prepare(request)))
+
+    async def awrap_model_call(
+        self, request: ModelRequest[Any], handler: Callable[[ModelRequest[Any]], Awaitable[ModelResponse[Any]]]
+    ) -> Any:
+        """The async form of `wrap_model_call`."""
+        return self._finish(request, await handler(self._prepare(request)))
+
+    def _prepare(self, request: ModelRequest[Any]) -> ModelRequest[Any]:
         messages = list(request.messages)
         step = request.state.get("routing") or {}
         route = step.get("route")
@@ -173,13 +205,11 @@ class PromptMiddleware(AgentMiddleware):
             model = model.model_copy(update=update) if update else model
         view = prompt_view(self.spec, messages)
         system = view[0] if view and isinstance(view[0], SystemMessage) else None
-        response = handler(
-            request.override(
-                model=model,
-                system_message=system,
-                messages=[m for m in view if m is not system],
-            )
-        )
+        return request.override(model=model, system_message=system, messages=[m for m in view if m is not system])
+
+    def _finish(self, request: ModelRequest[Any], response: ModelResponse[Any]) -> ModelResponse[Any]:
+        messages = list(request.messages)
+        forced = request.tool_choice not in (None, "auto", "none")
         return ModelResponse(
             [self._complete(m, messages, forced, request) for m in response.result], response.structured_response
         )

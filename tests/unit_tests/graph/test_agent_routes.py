@@ -5,6 +5,7 @@ the tool node as "tools"."""
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from pathlib import Path
 
@@ -229,3 +230,18 @@ def test_a_new_turn_starts_from_a_clean_state(tmp_path: Path, calls: list[dict])
     assert path == ["tool", "tools", "answer"]  # the calculator is offered again: the turn is new
     result = turn_result(graph, run_config("t"))
     assert [call["args"]["expression"] for call in result.tool_calls] == ["3 * 3"]
+
+
+def test_the_agent_runs_async_with_its_knobs_and_tools(tmp_path: Path, calls: list[dict]):
+    graph = agent(tmp_path, policy={"answer_below": 0.0, "tool_below": 1.0}, tools=[CALCULATOR], tool_hints=True)
+    config = run_config("a", gain=2.0)
+    asyncio.run(graph.ainvoke(turn_input("What is 6 * 7?"), config))
+    result = turn_result(graph, config)
+    assert result.decision == "used_tool" and "calculator: 6 * 7 = 42" in result.answer
+    assert [(c["gain"], c["tools"]) for c in calls] == [(0.0, 1), (0.0, 0)]  # both steps without the injection
+
+
+def test_async_answers_use_the_runs_knobs(tmp_path: Path, calls: list[dict]):
+    graph = agent(tmp_path, policy={"answer_below": 1.0})
+    asyncio.run(graph.ainvoke(turn_input("Hi?"), run_config("a", gain=2.0, modifier="watchdog")))
+    assert calls == [{"model": "smollm2-135m", "gain": 2.0, "modifier": "watchdog", "tools": 0}]
