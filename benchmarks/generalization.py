@@ -195,7 +195,14 @@ def main() -> None:
     )
     parser.add_argument("--by", default="auto", help="topic = dataset, subject or auto (see metaloom lotocv --by)")
     parser.add_argument("--out", type=Path, default=RESULTS / "generalization")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="Torch threads (1 beside a running collect: threads spin)"
+    )
     args = parser.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
     command = "python benchmarks/generalization.py " + shlex.join(sys.argv[1:])
     results, pending = {}, {}
     for spec in args.run:
