@@ -73,3 +73,43 @@ def qa_spec_copy(folder: Path) -> Path:
     path = folder / "qa.yaml"
     path.write_text(yaml.safe_dump(spec, sort_keys=False), encoding="utf-8")
     return path
+
+
+def agent(tmp_path: Path, extra_tools=None, **fields):
+    """The agent graph of a spec written with `fields`, on in-process memory."""
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from metaspider.graph.builder import build_agent
+    from metaspider.graph.spec import load_spec
+
+    return build_agent(load_spec(write_spec(tmp_path, **fields)), InMemorySaver(), extra_tools)
+
+
+def run(graph, question_or_command, thread: str = "t") -> tuple[list[str], list[dict]]:
+    """The steps the turn went through, in order (a model step by its route), and their updates."""
+    from metaspider.graph.builder import run_config
+    from metaspider.graph.state import turn_input
+
+    source = turn_input(question_or_command) if isinstance(question_or_command, str) else question_or_command
+    updates = list(graph.stream(source, run_config(thread), stream_mode="updates"))
+    return [_step(node, value) for update in updates for node, value in update.items()], updates
+
+
+def _step(node: str, value) -> str:
+    return value["routing"]["route"] if node == "model" else node
+
+
+def routing(update: dict) -> dict:
+    """The routing a model step recorded in the agent state."""
+    return update["model"]["routing"]
+
+
+def metaspider_cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    """`metaspider ARGS` in a fresh process, with `stdin` piped in."""
+    return subprocess.run(
+        [sys.executable, "-c", "from metaspider.cli import main; main()", *args],
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )

@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
-
-
-def _metaspider(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", "from metaspider.cli import main; main()", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+from agent_specs import metaspider_cli
 
 
 def test_chat_answers_a_piped_question_and_exits_at_end_of_input():
-    result = _metaspider("chat", "--max-tokens", "8", stdin="What is the capital of France?\n")
+    result = metaspider_cli("chat", "--max-tokens", "8", stdin="What is the capital of France?\n")
     assert result.returncode == 0, result.stderr
     assert "model>" in result.stdout
     answer = result.stdout.split("model>", 1)[1].split("you>", 1)[0].strip()
@@ -29,7 +18,7 @@ def test_chat_answers_a_piped_question_and_exits_at_end_of_input():
 
 @pytest.mark.slow
 def test_doctor_reports_parity_on_the_default_model():
-    result = _metaspider("doctor", "--model", "smollm2-135m", "--json")
+    result = metaspider_cli("doctor", "--model", "smollm2-135m", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["tokens_equal"] is True

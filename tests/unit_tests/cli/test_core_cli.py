@@ -3,22 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
-
-def _metaspider(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", "from metaspider.cli import main; main()", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+from agent_specs import metaspider_cli
 
 
 def test_models_list_json_names_every_registry_model():
-    result = _metaspider("models", "list", "--json")
+    result = metaspider_cli("models", "list", "--json")
     assert result.returncode == 0, result.stderr
     rows = {row["name"]: row for row in json.loads(result.stdout)}
     assert {"smollm2-135m", "gemma3-270m", "qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"} <= set(rows)
@@ -27,7 +17,7 @@ def test_models_list_json_names_every_registry_model():
 
 
 def test_unknown_model_is_a_one_line_error_not_a_traceback():
-    result = _metaspider("models", "pull", "no-such-model")
+    result = metaspider_cli("models", "pull", "no-such-model")
     assert result.returncode == 1
     assert "unknown model 'no-such-model'" in result.stderr
     assert "smollm2-135m" in result.stderr

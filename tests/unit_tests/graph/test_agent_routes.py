@@ -10,14 +10,12 @@ import ipaddress
 from pathlib import Path
 
 import pytest
-from agent_specs import KB_FOLDER, write_spec
+from agent_specs import KB_FOLDER, agent, routing, run
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
-from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
-from metaspider.graph.builder import build_agent, run_config, turn_result
-from metaspider.graph.spec import load_spec
+from metaspider.graph.builder import run_config, turn_result
 from metaspider.graph.state import turn_input
 from metaspider.tools import http_get
 
@@ -32,26 +30,6 @@ SYSTEM_PROMPT = "You are a careful assistant. Answer in one short sentence."  # 
 @pytest.fixture
 def calls(monkeypatch: pytest.MonkeyPatch) -> list[dict]:
     return use_fakes(monkeypatch, SCORE)
-
-
-def agent(tmp_path: Path, extra_tools=None, **fields):
-    return build_agent(load_spec(write_spec(tmp_path, **fields)), InMemorySaver(), extra_tools)
-
-
-def run(graph, question_or_command, thread: str = "t") -> tuple[list[str], list[dict]]:
-    """The steps the turn went through, in order (a model step by its route), and their updates."""
-    source = turn_input(question_or_command) if isinstance(question_or_command, str) else question_or_command
-    updates = list(graph.stream(source, run_config(thread), stream_mode="updates"))
-    return [_step(node, value) for update in updates for node, value in update.items()], updates
-
-
-def _step(node: str, value) -> str:
-    return value["routing"]["route"] if node == "model" else node
-
-
-def routing(update: dict) -> dict:
-    """The routing a model step recorded in the agent state."""
-    return update["model"]["routing"]
 
 
 def test_answer_route(tmp_path: Path, calls: list[dict]):

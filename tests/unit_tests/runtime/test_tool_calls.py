@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+from tool_call_examples import ADDER, HISTORY
 
 from metaspider.core.backbones.chat_template import render_chat
 from metaspider.core.models.model_files import CHATML_TEMPLATE
@@ -21,35 +21,6 @@ from metaspider.runtime.tool_calls import (
     to_template_messages,
     with_system_text,
 )
-
-ADDER = {
-    "type": "function",
-    "function": {
-        "name": "add",
-        "description": "Add two integers.",
-        "parameters": {
-            "type": "object",
-            "properties": {"a": {"type": "integer"}, "b": {"type": "integer"}},
-            "required": ["a", "b"],
-        },
-    },
-}
-
-HISTORY = [
-    SystemMessage("Be brief."),
-    HumanMessage([{"type": "text", "text": "What is "}, {"type": "text", "text": "1 + 2?"}]),
-    AIMessage(
-        [
-            {"type": "text", "text": "Let me add."},
-            {"type": "tool_use", "id": "c1", "name": "add", "input": {"a": 1, "b": 2}},
-        ],
-        tool_calls=[{"name": "add", "args": {"a": 1, "b": 2}, "id": "c1", "type": "tool_call"}],
-    ),
-    ToolMessage("3", tool_call_id="c1"),
-    AIMessage("", tool_calls=[{"name": "add", "args": {"a": 3, "b": 0}, "id": "c2", "type": "tool_call"}]),
-    ToolMessage("Error: b must be positive", tool_call_id="c2", name="add", status="error"),
-]
-
 
 TEMPLATE_SOURCES = {"chatml": CHATML_TEMPLATE, "gemma": GEMMA_CHAT_TEMPLATE}
 """Our fallback and the registry's Gemma template; the templates inside model files are tested in
