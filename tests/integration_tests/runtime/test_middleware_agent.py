@@ -88,3 +88,24 @@ def test_u_of_a_question_is_the_same_alone_and_after_earlier_turns():
     assert len(after["messages"]) == 8
     assert [s["route"] for s in after["routing_log"]] == ["answer"] * 4
     assert abs(after["routing"]["u"] - alone["routing"]["u"]) <= 0.05
+
+
+@pytest.mark.slow
+def test_u_does_not_drift_after_eight_earlier_turns():
+    """30 conversations of the `conversations` data set with eight earlier turns: u of the final question
+    asked alone and asked after its history, median difference at most 0.05."""
+    import statistics
+
+    from metaspider.loom.datasets import load_items, sample_items
+
+    conversations = [item for item in load_items("conversations") if len(item.history) == 8]
+    llm = MetaSpiderChatModel(model=SMALL, n_threads=1, max_tokens=1)
+    agent = create_agent(llm, middleware=[UncertaintyMiddleware(answer_below=1.0)])
+    differences = []
+    for item in sample_items(conversations, 30):
+        history = [message for q, a in item.history for message in (HumanMessage(q), AIMessage(a))]
+        alone = agent.invoke({"messages": [HumanMessage(item.question)]})["routing"]["u"]
+        after = agent.invoke({"messages": [*history, HumanMessage(item.question)]})["routing"]["u"]
+        differences.append(abs(after - alone))
+    assert len(differences) == 30
+    assert statistics.median(differences) <= 0.05, differences
