@@ -32,3 +32,12 @@ HISTORY = [
     AIMessage("", tool_calls=[{"name": "add", "args": {"a": 3, "b": 0}, "id": "c2", "type": "tool_call"}]),
     ToolMessage("Error: b must be positive", tool_call_id="c2", name="add", status="error"),
 ]
+
+
+def assert_history_rendered(text: str) -> None:
+    """HISTORY's question, text, past call and error result are all in the prompt, and no raw content block."""
+    assert "What is 1 + 2?" in text
+    assert "Let me add." in text
+    assert '"a": 1' in text and '"b": 2' in text  # the past call, in the model's format or ours
+    assert "Error: b must be positive" in text
+    assert "tool_use" not in text
