@@ -11,6 +11,12 @@ baselines of both moments on the same questions:
   the answer's tokens), `p_true` (the model judging its own answer) and `consistency` (agreement of five
   samples with the greedy answer; only on the questions collected with `--consistency`).
 
+The wrapper's own signals with support and fallback (`metaspider.loom.fallback`) beside them:
+`wrapper_fallback` (stage A's u, Platt-scaled on val, blended toward the fallback on first-token
+probabilities as support falls), `wrapper_post` (the hybrid post-answer head: `probe_post` stacked with
+the answer's token probabilities) and `wrapper_post_fallback` (it, blended the same way); each topic
+also reports its mean `support`.
+
 A topic is a data set of the run(s), or the `subject` of the items of a single mixed data set. Every
 score is a doubt score (higher means more likely wrong); AUROC comes from scikit-learn."""
 
@@ -31,8 +37,8 @@ from metaspider.loom import metrics
 from metaspider.loom.run_folder import RunConfig, RunFolder
 from metaspider.loom.stage_a import StageASettings
 
-BEFORE = ("wrapper", "linear_probe", "msp_first", "entropy_first")
-AFTER = ("probe_post", "msp", "entropy", "p_true", "consistency")
+BEFORE = ("wrapper", "wrapper_fallback", "linear_probe", "msp_first", "entropy_first")
+AFTER = ("wrapper_post", "wrapper_post_fallback", "probe_post", "msp", "entropy", "p_true", "consistency")
 METHODS = BEFORE + AFTER
 PROBE_C = (0.01, 0.1, 1.0)
 """Inverse L2 strengths tried for the probes; the one with the lowest val log-loss is kept."""
@@ -172,20 +178,17 @@ def probe_scores(
     return out / train_x.shape[1]
 
 
-def wrapper_scores(
+def train_wrapper(
     config: RunConfig,
     train_x: np.ndarray,
     train_wrong: np.ndarray,
     val_x: np.ndarray,
     val_wrong: np.ndarray,
-    test_x: np.ndarray,
     settings: StageASettings | None = None,
-) -> np.ndarray:
-    """u on `test_x` from a stage A trained as `metaloom train` does (the read-layer window with the lowest
-    val loss), here on arrays instead of a run's own train split."""
-    import torch
-
-    from metaspider.loom.stage_a import confidence_logits, train_stage_a
+) -> tuple[Any, list[int]]:
+    """A stage A trained as `metaloom train` does (the read-layer window with the lowest val loss), here on
+    arrays instead of a run's own train split: (the wrapper, the columns of its read layers)."""
+    from metaspider.loom.stage_a import train_stage_a
     from metaspider.loom.train import new_wrapper, read_layer_candidates
 
     best = None
@@ -198,7 +201,75 @@ def wrapper_scores(
         if best is None or result.val_loss < best[0]:
             best = (result.val_loss, wrapper, columns)
     _, wrapper, columns = best
+    return wrapper, columns
+
+
+def wrapper_scores(
+    config: RunConfig,
+    train_x: np.ndarray,
+    train_wrong: np.ndarray,
+    val_x: np.ndarray,
+    val_wrong: np.ndarray,
+    test_x: np.ndarray,
+    settings: StageASettings | None = None,
+) -> np.ndarray:
+    """u on `test_x` from a stage A trained by `train_wrapper`."""
+    import torch
+
+    from metaspider.loom.stage_a import confidence_logits
+
+    wrapper, columns = train_wrapper(config, train_x, train_wrong, val_x, val_wrong, settings)
     return torch.sigmoid(confidence_logits(wrapper, test_x[:, columns])).numpy()
+
+
+def fallback_scores(
+    pool: Pool, wrapper: Any, columns: list[int], train: np.ndarray, val: np.ndarray, test: np.ndarray
+) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """The wrapper's signals with support and fallback on the `test` questions, fitted on `train` and
+    `val` as `metaloom train` fits them: ({method: doubt score}, support per test question)."""
+    import torch
+
+    from metaspider.core.wrapper.support import baseline_features, blend
+    from metaspider.loom.fallback import fit_logistic, fit_post_head, fit_support
+    from metaspider.loom.stage_a import confidence_logits
+
+    wrong = ~pool.correct
+
+    def bottleneck(mask: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            x = torch.as_tensor(pool.acts[mask][:, columns].astype(np.float32))
+            return torch.cat([wrapper.confidence.bottleneck(wrapper.encode(c)) for c in x.split(256)]).numpy()
+
+    logits = {
+        name: confidence_logits(wrapper, pool.acts[mask][:, columns]).numpy()
+        for name, mask in (("val", val), ("test", test))
+    }
+    platt = fit_logistic(logits["val"][:, None], wrong[val])
+    u_test = platt(logits["test"][:, None])
+    support = fit_support(bottleneck(train), bottleneck(val))(bottleneck(test))
+
+    def fallback(msp_key: str, entropy_key: str, own: np.ndarray) -> np.ndarray:
+        """The fallback's P(wrong) on test; where a question lacks the baseline values (older collects),
+        the wrapper's own score, so the blend leaves it unchanged."""
+        features = baseline_features(pool.fields[msp_key], pool.fields[entropy_key])
+        usable = val & np.isfinite(features).all(axis=1)
+        if not usable.any():
+            return own
+        model = fit_logistic(features[usable], wrong[usable])
+        finite = np.isfinite(features[test]).all(axis=1)
+        return np.where(finite, model(np.nan_to_num(features[test], nan=0.0)), own)
+
+    scores = {"wrapper_fallback": blend(u_test, fallback("msp_first", "entropy_first", u_test), support)}
+    if pool.acts_post is not None:
+        post, msp, entropy = pool.acts_post, pool.fields["msp"], pool.fields["entropy"]
+        head = fit_post_head(post[train], wrong[train], post[val], wrong[val], msp[val], entropy[val])
+        u_post = head(post[test], msp[test], entropy[test])
+        scores |= {
+            "probe_post": head.probe(post[test]),
+            "wrapper_post": u_post,
+            "wrapper_post_fallback": blend(u_post, fallback("msp", "entropy", u_post), support),
+        }
+    return scores, support
 
 
 def lotocv(
@@ -206,11 +277,14 @@ def lotocv(
     topics: Sequence[str] | None = None,
     on_topic: Callable[[str], None] | None = None,
     stage_a: StageASettings | None = None,
+    score_split: str = "test",
 ) -> dict[str, Any]:
-    """Per held-out topic and averaged over topics: n, base accuracy and, per method, AUROC, AURC and
-    selective accuracy at 50 % coverage. `on_topic(name)` is called as each topic starts; `stage_a`
-    overrides the wrapper's training settings (default: those of `metaloom train`)."""
-    names = sorted(set(pool.topic[pool.split == "test"])) if topics is None else list(topics)
+    """Per held-out topic and averaged over topics: n, base accuracy, mean support and, per method, AUROC,
+    AURC and selective accuracy at 50 % coverage. `on_topic(name)` is called as each topic starts; `stage_a`
+    overrides the wrapper's training settings (default: those of `metaloom train`); `score_split` "val"
+    scores the held-out topic's val split instead of its test split, for choosing a recipe without
+    looking at test."""
+    names = sorted(set(pool.topic[pool.split == score_split])) if topics is None else list(topics)
     baselines = baseline_scores(pool.fields)
     results: dict[str, Any] = {}
     for name in names:
@@ -218,23 +292,23 @@ def lotocv(
             on_topic(name)
         held = (pool.topic == name) | (pool.origin == name)
         train, val = (~held) & (pool.split == "train"), (~held) & (pool.split == "val")
-        test = (pool.topic == name) & (pool.split == "test")
+        test = (pool.topic == name) & (pool.split == score_split)
         if not test.any():
-            raise MetaspiderError(f"topic {name!r} has no test questions in the runs")
+            raise MetaspiderError(f"topic {name!r} has no {score_split} questions in the runs")
         if not train.any() or not val.any():
             raise MetaspiderError(
                 f"leaving out {name!r} leaves no train or no val questions: collect the other topics' train and val splits"
             )
         wrong = ~pool.correct
+        wrapper, columns = train_wrapper(
+            pool.config, pool.acts[train], wrong[train], pool.acts[val], wrong[val], stage_a
+        )
+        extra, support = fallback_scores(pool, wrapper, columns, train, val, test)
         scores: dict[str, np.ndarray] = {
-            "wrapper": wrapper_scores(
-                pool.config, pool.acts[train], wrong[train], pool.acts[val], wrong[val], pool.acts[test], stage_a
-            ),
+            "wrapper": _sigmoid_logits(wrapper, pool.acts[test][:, columns]),
             "linear_probe": probe_scores(pool.acts[train], wrong[train], pool.acts[val], wrong[val], pool.acts[test]),
+            **extra,
         }
-        if pool.acts_post is not None:
-            post = pool.acts_post
-            scores["probe_post"] = probe_scores(post[train], wrong[train], post[val], wrong[val], post[test])
         scores |= {method: values[test] for method, values in baselines.items() if not np.isnan(values[test]).all()}
         correct = pool.correct[test]
         per_method = {method: rank_metrics(scores[method], correct) for method in METHODS if method in scores}
@@ -242,10 +316,12 @@ def lotocv(
             "n": int(test.sum()),
             "base_accuracy": float(correct.mean()),
             "n_consistency": per_method.get("consistency", {}).get("n", 0),
+            "support": float(np.mean(support)),
             **{key: {m: v[key] for m, v in per_method.items()} for key in ("auroc", "aurc", "selective_accuracy_50")},
         }
     return {
         "model": pool.config.model,
+        "scored_split": score_split,
         "read_layers": list(pool.config.read_layers),
         "topics": results,
         **{f"mean_{key}": mean_over_topics(results, key) for key in ("auroc", "aurc", "selective_accuracy_50")},
@@ -262,3 +338,11 @@ def mean_over_topics(results: dict[str, Any], key: str) -> dict[str, float]:
         values = [r[key][method] for r in results.values() if method in r[key] and not math.isnan(r[key][method])]
         out[method] = float(np.mean(values)) if values else math.nan
     return out
+
+
+def _sigmoid_logits(wrapper: Any, acts: np.ndarray) -> np.ndarray:
+    import torch
+
+    from metaspider.loom.stage_a import confidence_logits
+
+    return torch.sigmoid(confidence_logits(wrapper, acts)).numpy()

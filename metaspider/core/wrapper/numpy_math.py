@@ -64,10 +64,13 @@ class NumpyWrapper:
 
     def confidence_logit(self, tokens: np.ndarray) -> float:
         """The confidence head's logit from the cognitive tokens [R, d] (attention pooling, then an MLP)."""
+        return float(self._linear("confidence.out", self.bottleneck(tokens))[0])
+
+    def bottleneck(self, tokens: np.ndarray) -> np.ndarray:
+        """The confidence head's hidden vector [b] from the cognitive tokens [R, d]: where support is measured."""
         scores = tokens @ self.w["confidence.query"] / math.sqrt(tokens.shape[-1])  # [R]
         pooled = softmax(scores) @ tokens  # [d]
-        hidden = gelu(self._linear("confidence.hidden", pooled))
-        return float(self._linear("confidence.out", hidden)[0])
+        return gelu(self._linear("confidence.hidden", pooled))
 
     def uncertainty(self, acts: np.ndarray) -> tuple[float, np.ndarray]:
         """(u = calibrated P(the base answer is wrong), cognitive tokens [R, d])."""

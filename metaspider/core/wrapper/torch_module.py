@@ -47,9 +47,14 @@ class ConfidenceHead(nn.Module):
 
     def forward(self, tokens: Tensor) -> Tensor:
         """Cognitive tokens [B, R, d] → the confidence logit [B]."""
+        return self.out(self.bottleneck(tokens)).squeeze(-1)  # [B]
+
+    def bottleneck(self, tokens: Tensor) -> Tensor:
+        """Cognitive tokens [B, R, d] → the head's hidden vector [B, b], the space the wrapper's support is
+        measured in."""
         scores = tokens @ self.query / math.sqrt(tokens.shape[-1])  # [B, R]
         pooled = (scores.softmax(dim=-1).unsqueeze(-1) * tokens).sum(dim=1)  # [B, d]
-        return self.out(F.gelu(self.hidden(pooled))).squeeze(-1)  # [B]
+        return F.gelu(self.hidden(pooled))
 
 
 class MetaAttentionHead(nn.Module):

@@ -1,0 +1,64 @@
+"""Support and fallback: how far a question's activations lie from what the wrapper was trained on, and
+the signal u leans on where they lie far.
+
+A wrapper trained on some topics can be confidently wrong on a topic it never saw, while the model's own
+token probabilities mean the same thing everywhere. So the wrapper measures its support: the squared
+Mahalanobis distance of the confidence head's bottleneck vector from the training questions' (mean and
+shrunk covariance fitted on the training split), mapped to [0, 1] by a logistic step whose centre and
+width come from the validation split's distances (support ≈ 1 for typical training-like questions, 1/2 at
+the centre, → 0 far away). u is then blended toward a fallback, a logistic regression on the baseline
+signals of the same moment (1 − max-softmax probability and entropy), fitted on the validation split:
+
+    u = support · u_wrapper + (1 − support) · u_fallback
+
+This module is the inference math, in NumPy so both backbones give the same numbers; fitting lives in
+`metaspider.loom.fallback`."""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import expit
+
+
+def mahalanobis_sq(h: np.ndarray, mean: np.ndarray, precision: np.ndarray) -> np.ndarray:
+    """Squared Mahalanobis distance of each row of `h` [..., b] from `mean` [b] under `precision` [b, b]."""
+    diff = np.asarray(h, dtype=np.float64) - mean
+    return np.einsum("...i,ij,...j->...", diff, precision.astype(np.float64), diff)
+
+
+def support_from_distance(d2: np.ndarray | float, center: float, width: float) -> np.ndarray:
+    """Support in [0, 1]: a logistic step down in the squared distance, 1/2 at `center`."""
+    return expit((center - np.asarray(d2, dtype=np.float64)) / max(float(width), 1e-12))
+
+
+def baseline_features(msp: np.ndarray | float, entropy: np.ndarray | float) -> np.ndarray:
+    """The fallback's inputs [..., 2]: 1 − max-softmax probability and entropy (nats), both doubt-like."""
+    return np.stack([1.0 - np.asarray(msp, dtype=np.float64), np.asarray(entropy, dtype=np.float64)], axis=-1)
+
+
+def logistic(features: np.ndarray, coef: np.ndarray, intercept: float) -> np.ndarray:
+    """P(wrong) = sigmoid(features · coef + intercept)."""
+    return expit(np.asarray(features, dtype=np.float64) @ np.asarray(coef, dtype=np.float64) + float(intercept))
+
+
+def blend(u: np.ndarray | float, fallback: np.ndarray | float, support: np.ndarray | float) -> np.ndarray:
+    """u leaned toward the fallback as support falls: support · u + (1 − support) · fallback."""
+    s = np.asarray(support, dtype=np.float64)
+    return s * np.asarray(u, dtype=np.float64) + (1.0 - s) * np.asarray(fallback, dtype=np.float64)
+
+
+def post_probe(
+    acts_post: np.ndarray, mean: np.ndarray, scale: np.ndarray, coef: np.ndarray, intercept: np.ndarray
+) -> np.ndarray:
+    """The post-answer probe: per read layer a standardised logistic regression on the activations at the
+    answer's last token, probabilities averaged over the layers. `acts_post` [..., L, d]; `mean`, `scale`,
+    `coef` [L, d]; `intercept` [L]."""
+    z = (np.asarray(acts_post, dtype=np.float64) - mean) / scale
+    return expit(np.einsum("...ld,ld->...l", z, coef.astype(np.float64)) + intercept).mean(axis=-1)
+
+
+def post_features(probe: np.ndarray | float, msp: np.ndarray | float, entropy: np.ndarray | float) -> np.ndarray:
+    """The hybrid post head's inputs [..., 3]: the probe's logit, 1 − answer max-softmax probability, entropy.
+    With the token probabilities among its inputs the head cannot do worse than them on its training topics."""
+    p = np.clip(np.asarray(probe, dtype=np.float64), 1e-6, 1 - 1e-6)
+    return np.concatenate([np.log(p / (1 - p))[..., None], baseline_features(msp, entropy)], axis=-1)

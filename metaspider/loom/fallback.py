@@ -1,0 +1,126 @@
+"""Fit the wrapper's support, its fallbacks and the post-answer head (the math is in
+`metaspider.core.wrapper.support`).
+
+- support: mean and Ledoit–Wolf shrunk covariance of the training split's bottleneck vectors (a few
+  hundred questions against 64–128 dimensions: the plain covariance would be singular); the logistic
+  step's centre is the validation split's 95th percentile of squared distance, its width a third of the
+  gap between that and the median, so a typical validation question has support ≈ 0.95.
+- fallbacks: logistic regressions on (1 − max-softmax probability, entropy) of each moment, on val.
+- post head: per read layer a standardised logistic regression on the answer's last token (L2 strength
+  chosen on val by log-loss), probabilities averaged over the layers; then, on val, a logistic
+  regression stacking the probe's logit with the answer's token probabilities (the hybrid head)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.covariance import LedoitWolf
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
+from sklearn.preprocessing import StandardScaler
+
+from metaspider.core.wrapper import support as support_math
+from metaspider.errors import MetaspiderError
+
+SUPPORT_QUANTILE = 0.95
+PROBE_C = (0.01, 0.1, 1.0)
+
+
+@dataclass(frozen=True)
+class Support:
+    """Where the training data lies in the bottleneck space, and the step that maps distance to support."""
+
+    mean: np.ndarray
+    precision: np.ndarray
+    center: float
+    width: float
+
+    def __call__(self, h: np.ndarray) -> np.ndarray:
+        """Support in [0, 1] of bottleneck vectors `h` [..., b]."""
+        return support_math.support_from_distance(
+            support_math.mahalanobis_sq(h, self.mean, self.precision), self.center, self.width
+        )
+
+
+@dataclass(frozen=True)
+class Logistic:
+    """P(wrong) = sigmoid(features · coef + intercept)."""
+
+    coef: np.ndarray
+    intercept: float
+
+    def __call__(self, features: np.ndarray) -> np.ndarray:
+        """P(wrong) of `features` [..., k]."""
+        return support_math.logistic(features, self.coef, self.intercept)
+
+
+@dataclass(frozen=True)
+class PostHead:
+    """u after the answer: the per-layer probe on the answer's last token, stacked with its token probabilities."""
+
+    mean: np.ndarray
+    scale: np.ndarray
+    coef: np.ndarray
+    intercept: np.ndarray
+    stack: Logistic
+
+    def probe(self, acts_post: np.ndarray) -> np.ndarray:
+        """The probe's P(wrong) averaged over layers, for `acts_post` [..., L, d]."""
+        return support_math.post_probe(acts_post, self.mean, self.scale, self.coef, self.intercept)
+
+    def __call__(self, acts_post: np.ndarray, msp: np.ndarray, entropy: np.ndarray) -> np.ndarray:
+        """u_post before any fallback."""
+        return self.stack(support_math.post_features(self.probe(acts_post), msp, entropy))
+
+
+def fit_support(train_h: np.ndarray, val_h: np.ndarray) -> Support:
+    """Support fitted on the training split's bottleneck vectors, its step on the validation split's."""
+    if len(train_h) < 2 or not len(val_h):
+        raise MetaspiderError("support needs at least two training and one validation question")
+    estimate = LedoitWolf().fit(np.asarray(train_h, dtype=np.float64))
+    mean, precision = estimate.location_, estimate.precision_
+    d2 = support_math.mahalanobis_sq(val_h, mean, precision)
+    center = float(np.quantile(d2, SUPPORT_QUANTILE))
+    width = max((center - float(np.median(d2))) / 3.0, 1e-6)
+    return Support(mean, precision, center, width)
+
+
+def fit_logistic(features: np.ndarray, wrong: np.ndarray, c: float = 1.0) -> Logistic:
+    """A logistic regression of "wrong" on `features` [N, k]; a constant when val holds one class only."""
+    wrong = np.asarray(wrong, dtype=bool)
+    if wrong.all() or not wrong.any():
+        rate = float(np.clip(wrong.mean(), 1e-3, 1 - 1e-3))
+        return Logistic(np.zeros(features.shape[-1]), float(np.log(rate / (1 - rate))))
+    model = LogisticRegression(C=c, max_iter=1000).fit(features, wrong)
+    return Logistic(model.coef_[0].astype(np.float64), float(model.intercept_[0]))
+
+
+def fit_post_head(
+    train_post: np.ndarray,
+    train_wrong: np.ndarray,
+    val_post: np.ndarray,
+    val_wrong: np.ndarray,
+    val_msp: np.ndarray,
+    val_entropy: np.ndarray,
+) -> PostHead:
+    """The per-layer probes on train (C by val log-loss), then the stacking regression on val."""
+    layers = train_post.shape[1]
+    d = train_post.shape[2]
+    mean, scale = np.zeros((layers, d)), np.ones((layers, d))
+    coef, intercept = np.zeros((layers, d)), np.zeros(layers)
+    for layer in range(layers):
+        scaler = StandardScaler().fit(train_post[:, layer].astype(np.float64))
+        tx = scaler.transform(train_post[:, layer].astype(np.float64))
+        vx = scaler.transform(val_post[:, layer].astype(np.float64))
+        best = None
+        for c in PROBE_C:
+            model = LogisticRegression(C=c, max_iter=500).fit(tx, train_wrong)
+            loss = log_loss(val_wrong, model.predict_proba(vx)[:, 1], labels=[False, True])
+            if best is None or loss < best[0]:
+                best = (loss, model)
+        mean[layer], scale[layer] = scaler.mean_, np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
+        coef[layer], intercept[layer] = best[1].coef_[0], best[1].intercept_[0]
+    head = PostHead(mean, scale, coef, intercept, Logistic(np.zeros(3), 0.0))
+    stack = fit_logistic(support_math.post_features(head.probe(val_post), val_msp, val_entropy), val_wrong)
+    return PostHead(mean, scale, coef, intercept, stack)
