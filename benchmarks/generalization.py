@@ -53,9 +53,13 @@ def collect_state(run: RunFolder) -> dict[str, Any]:
     }
 
 
-def score_model(run: RunFolder, by: str) -> dict[str, Any]:
+def score_model(run: RunFolder, by: str, score_split: str = "test") -> dict[str, Any]:
     started = time.monotonic()
-    result = lotocv(load_pool([run], by), on_topic=lambda name: print(f"  holding out {name}", file=sys.stderr))
+    result = lotocv(
+        load_pool([run], by),
+        on_topic=lambda name: print(f"  holding out {name}", file=sys.stderr),
+        score_split=score_split,
+    )
     return result | {"collect": collect_state(run), "lotocv_seconds": round(time.monotonic() - started, 1)}
 
 
@@ -76,7 +80,13 @@ def markdown(results: dict[str, Any], pending: dict[str, Any], command: str) -> 
         "`entropy_first`: the first answer token's distribution; `msp`/`entropy`: averaged over the answer's tokens; "
         "`p_true`: P(True) of the model asked, as a follow-up turn, whether its answer is true (normalised over "
         "True/False); `consistency`: share of 5 samples at T = 0.7 matching the greedy answer (exact match after the "
-        "data set's normaliser), only on a hash-picked subset of each test split. Means are unweighted over topics.",
+        "data set's normaliser), only on a hash-picked subset of each test split. The wrapper's own signals with "
+        "support and fallback (`metaspider/loom/fallback.py`): `wrapper_fallback` is stage A's u, Platt-scaled on val, "
+        "blended toward a logistic regression on the first token's max-softmax probability and entropy as the "
+        "question's support falls (`support`: 1 near the training questions in the wrapper's bottleneck space, "
+        "toward 0 far from them); `wrapper_post` is the hybrid post-answer head (`probe_post` stacked, on val, with "
+        "the answer's max-softmax probability and entropy); `wrapper_post_fallback` is it blended the same way. "
+        "Means are unweighted over topics.",
         "",
     ]
     for model, result in results.items():
@@ -84,13 +94,20 @@ def markdown(results: dict[str, Any], pending: dict[str, Any], command: str) -> 
         topics = result["topics"]
         lines += [f"## {model}", ""]
         lines += [
-            "AUROC per held-out topic (n = test questions, acc = base accuracy; `consistency` on n_cons of them):",
+            f"AUROC per held-out topic (n = {result.get('scored_split', 'test')} questions, acc = base accuracy, "
+            "support = mean support; `consistency` on n_cons of them):",
             "",
         ]
-        lines += ["| topic | n | acc | " + " | ".join(methods) + " | n_cons |", "|" + "---|" * (len(methods) + 4)]
+        lines += [
+            "| topic | n | acc | support | " + " | ".join(methods) + " | n_cons |",
+            "|" + "---|" * (len(methods) + 5),
+        ]
         for name, r in topics.items():
             cells = " | ".join(_fmt(r["auroc"].get(m)) for m in methods)
-            lines.append(f"| {name} | {r['n']} | {r['base_accuracy']:.2f} | {cells} | {r['n_consistency']} |")
+            support = _fmt(r.get("support"))
+            lines.append(
+                f"| {name} | {r['n']} | {r['base_accuracy']:.2f} | {support} | {cells} | {r['n_consistency']} |"
+            )
         thin = [name for name, r in topics.items() if min(r["base_accuracy"], 1 - r["base_accuracy"]) * r["n"] < 5]
         if thin:
             lines += [
@@ -196,6 +213,9 @@ def main() -> None:
     parser.add_argument("--by", default="auto", help="topic = dataset, subject or auto (see metaloom lotocv --by)")
     parser.add_argument("--out", type=Path, default=RESULTS / "generalization")
     parser.add_argument(
+        "--score-split", default="test", help="test (the report), or val to compare recipes without reading test"
+    )
+    parser.add_argument(
         "--threads", type=int, default=None, help="Torch threads (1 beside a running collect: threads spin)"
     )
     args = parser.parse_args()
@@ -208,7 +228,7 @@ def main() -> None:
     for spec in args.run:
         model, run = spec.split("=", 1)
         print(f"{model}: leave-one-topic-out on {run}", file=sys.stderr)
-        results[model] = score_model(RunFolder(run), args.by)
+        results[model] = score_model(RunFolder(run), args.by, args.score_split)
     for spec in args.pending:
         model, run = spec.split("=", 1)
         pending[model] = collect_state(RunFolder(run))

@@ -221,6 +221,12 @@ def lotocv_command(
         Path | None, typer.Option("--out", help="Where to write the JSON (default: RUN/lotocv.json of the first run).")
     ] = None,
     threads: ThreadsOption = None,
+    score_split: Annotated[
+        str,
+        typer.Option(
+            "--score-split", help="Score each held-out topic's test split, or its val split to choose a recipe."
+        ),
+    ] = "test",
 ) -> None:
     """Leave-one-topic-out: stage A and the probes trained on the other topics, scored on each topic's test
     split beside the baselines of both moments (AUROC, AURC, selective accuracy at 50 % coverage)."""
@@ -233,12 +239,16 @@ def lotocv_command(
     _torch_threads(threads)
     pool = load_pool([RunFolder(r) for r in run], by)
     with console.status("leave-one-topic-out") as status:
-        result = lotocv(pool, on_topic=lambda name: status.update(f"leave-one-topic-out: holding out {name}"))
+        result = lotocv(
+            pool,
+            on_topic=lambda name: status.update(f"leave-one-topic-out: holding out {name}"),
+            score_split=score_split,
+        )
     target = out or Path(run[0]) / "lotocv.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(json_safe(result), indent=2) + "\n", encoding="utf-8")
     methods = [m for m in METHODS if m in result["mean_auroc"]]
-    table = Table(title=f"{result['model']}: AUROC on each held-out topic's test split")
+    table = Table(title=f"{result['model']}: AUROC on each held-out topic's {score_split} split")
     for column in ("topic", "n", "acc", *methods):
         table.add_column(column, justify="left" if column == "topic" else "right")
     rows = [(name, r["n"], r["base_accuracy"], r["auroc"]) for name, r in result["topics"].items()]
