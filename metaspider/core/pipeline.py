@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Generator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from metaspider.core.backbones.chat_template import Message
 from metaspider.core.wrapper.handle import Wrapper, load_wrapper
 from metaspider.core.wrapper.modifiers import Modifier
 from metaspider.core.wrapper.runtime import Reading, WrapperRuntime
+from metaspider.core.wrapper.support import first_token_stats
 
 
 @dataclass(frozen=True)
@@ -34,6 +35,14 @@ class Uncertainty:
     threshold: float | None
     modifier: str | None
     gain: float
+    support: float | None = None
+    """How close the question lies to the wrapper's training data, in [0, 1] (None: the wrapper has no
+    support model, or there is no wrapper). Where it is low, `score` has leaned toward the fallback on the
+    first token's probabilities."""
+    score_post: float | None = None
+    """u after the answer (the wrapper's post-answer head on the answer's last token and its token
+    probabilities), for deciding on a draft; None before the answer or without a post head. `score` stays
+    the one the decision used."""
 
     def as_dict(self) -> dict:
         """The JSON form the chat model puts into `response_metadata["uncertainty"]`."""
@@ -95,6 +104,13 @@ class Pipeline:
             baseline = first_token_doubt(self.backbone.next_logits(ids))
             return Assessment(ids, None, self._uncertainty(None, baseline))
         wrapper = self.wrapper
+        if wrapper.config.support:
+            # The blend needs the bare first-token distribution before u is known, so the decision token is
+            # not primed: pass 2 re-evaluates it, as on Torch.
+            acts = self.backbone.capture(ids, wrapper.config.read_layers, positions=(-1,))
+            logits = self.backbone.last_logits
+            first = first_token_stats(logits) if logits is not None else None
+            return self._assessment(ids, wrapper.read(acts[:, 0, :], first))
         built: dict[str, Any] = {}
 
         def build(acts) -> Injection | None:
@@ -115,8 +131,24 @@ class Pipeline:
             injection = self._injection(assessment.reading, len(assessment.ids) - 1)
         yield from self.backbone.generate(assessment.ids, params, injection)
 
+    def after_answer(self, assessment: Assessment, tokens: list[TokenOut]) -> Uncertainty:
+        """The assessment's `Uncertainty` with `score_post` filled in from the generated `tokens`, for a
+        wrapper with a post-answer head (one more evaluation of the answer's last token; the cache holds the
+        rest). Unchanged without a post head or an answer. The head was trained on the bare model's greedy
+        answers: on an answer written with the injection it reads slightly different activations."""
+        scored = [t for t in tokens if t.token_id >= 0]
+        wrapper, reading = self.wrapper, assessment.reading
+        if wrapper is None or reading is None or not wrapper.config.post_layers or not scored:
+            return assessment.uncertainty
+        ids = [*assessment.ids, *(t.token_id for t in scored)]
+        acts = self.backbone.capture(ids, wrapper.config.post_layers, positions=(-1,))[:, 0, :]
+        msp = math.fsum(math.exp(t.logprob) for t in scored) / len(scored)
+        entropy = math.fsum(t.entropy for t in scored) / len(scored)
+        score_post = wrapper.read_post(acts, msp, entropy, reading.support)
+        return replace(assessment.uncertainty, score_post=score_post)
+
     def _assessment(self, ids: list[int], reading: Reading, injection: Injection | None = None) -> Assessment:
-        return Assessment(ids, reading, self._uncertainty(reading.u), injection, self._knobs())
+        return Assessment(ids, reading, self._uncertainty(reading.u, support=reading.support), injection, self._knobs())
 
     def _knobs(self) -> tuple[Modifier | None, float]:
         return self.modifier, self.gain
@@ -140,14 +172,14 @@ class Pipeline:
             else:
                 end = item
         assert end is not None
-        return Result("".join(t.text for t in tokens), assessment.uncertainty, end, tokens)
+        return Result("".join(t.text for t in tokens), self.after_answer(assessment, tokens), end, tokens)
 
-    def _uncertainty(self, u: float | None, baseline: float | None = None) -> Uncertainty:
+    def _uncertainty(self, u: float | None, baseline: float | None = None, support: float | None = None) -> Uncertainty:
         modifier = self.modifier.name if self.modifier else None
         if u is None:
             return Uncertainty(baseline, "unassessed", None, modifier, self.gain)
         decision = "answer" if self.threshold is None or u < self.threshold else "refuse"
-        return Uncertainty(u, decision, self.threshold, modifier, self.gain)
+        return Uncertainty(u, decision, self.threshold, modifier, self.gain, support)
 
 
 def first_token_doubt(logits: np.ndarray) -> float:

@@ -1,7 +1,8 @@
 """The field's uncertainty baselines that `collect` stores beside the wrapper's inputs.
 
 Before the answer (at the decision point): the max-softmax probability and the entropy of the first
-answer token's full distribution. After the answer: P(True) (Kadavath et al., 2022: the model judges
+answer token's full distribution (`first_token_stats`, in `metaspider.core.wrapper.support` since a
+wrapper's fallback reads them at inference time too). After the answer: P(True) (Kadavath et al., 2022: the model judges
 its own answer) and sample consistency (the share of k sampled answers that match the greedy one, as
 UQLM's exact-match scorer). The maths is here, free of any backbone, so it can be checked on its own."""
 
@@ -20,17 +21,6 @@ TRUE_WORDS = ("True", "true", "Yes", "yes")
 FALSE_WORDS = ("False", "false", "No", "no")
 CONSISTENCY_SAMPLES = 5
 CONSISTENCY_TEMPERATURE = 0.7
-
-
-def first_token_stats(logits: np.ndarray) -> tuple[float, float]:
-    """(max-softmax probability, entropy in nats) of the next-token distribution given by `logits`."""
-    x = np.asarray(logits, dtype=np.float64)
-    shifted = x - x.max()
-    p = np.exp(shifted)
-    total = p.sum()
-    p /= total
-    logp = shifted - math.log(total)
-    return float(p.max()), float(-np.sum(p * logp))
 
 
 def p_true_from_logits(logits: np.ndarray, true_ids: Sequence[int], false_ids: Sequence[int]) -> float:

@@ -17,7 +17,7 @@ from scipy.stats import beta
 from metaspider.core.wrapper.folder import CalibratedThreshold, load_manifest, load_weights_numpy, save_wrapper
 from metaspider.errors import MetaspiderError
 from metaspider.loom.run_folder import RunFolder
-from metaspider.loom.wrapper_scores import wrapper_u
+from metaspider.loom.wrapper_scores import wrapper_scores
 
 GRID = tuple(round(x, 2) for x in np.linspace(0.01, 1.0, 100))
 """Candidate thresholds: answer when u < λ."""
@@ -84,8 +84,8 @@ def calibrate(run: RunFolder, max_risk: float, delta: float, dataset: str | None
     if not datasets:
         raise MetaspiderError(f"{folder} names no training data set: pass --dataset")
     collected = run.config().read_layers
-    data = [run.load(name, "calib").read_layers(collected, manifest.config.read_layers) for name in datasets]
-    u = np.concatenate([wrapper_u(folder, manifest.base_fingerprint, d.acts) for d in data])
+    data = [run.load(name, "calib") for name in datasets]
+    u = np.concatenate([wrapper_scores(folder, manifest.base_fingerprint, d, collected).u for d in data])
     correct = np.concatenate([d.labels("correct") for d in data])
     result = ltt_threshold(u, correct, max_risk, delta)
     if result is None:

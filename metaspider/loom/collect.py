@@ -20,6 +20,7 @@ import numpy as np
 
 from metaspider.core.backbones.base import Backbone, SamplingParams, TokenOut, common_prefix
 from metaspider.core.backbones.chat_template import render_chat
+from metaspider.core.wrapper.support import first_token_stats
 from metaspider.errors import MetaspiderError
 from metaspider.loom import baselines
 from metaspider.loom.datasets import Item, is_correct, load_items, sample_items, split_items, to_messages
@@ -198,7 +199,7 @@ def greedy_answer(backbone: Backbone, ids: Sequence[int]) -> Answer:
     scored = [t for t in tokens if t.token_id >= 0]
     text = "".join(t.text for t in tokens)
     if not scored:  # the first token ended the turn: read the decision point's distribution directly
-        msp_first, entropy_first = baselines.first_token_stats(backbone.next_logits(ids))
+        msp_first, entropy_first = first_token_stats(backbone.next_logits(ids))
         return Answer(text, 0.0, 0.0, msp_first, entropy_first)
     msp = sum(math.exp(t.logprob) for t in scored) / len(scored)
     entropy = sum(t.entropy for t in scored) / len(scored)

@@ -1,10 +1,13 @@
 """`eval`: the wrapper against the baselines on one split, at matched coverage.
 
-Four methods rank the same questions by doubt:
-- `msp`: 1 − mean probability of the answer's tokens; `entropy`: mean predictive entropy. Both are
-  Platt-scaled on the run's val split when it has one, so their ECE and Brier are comparable with u's
-  (ranking metrics do not change).
-- `wrapper`: u from pass 1, read-only.
+Methods rank the same questions by doubt:
+- `msp`: 1 − mean probability of the answer's tokens; `entropy`: mean predictive entropy; `msp_first`,
+  `entropy_first`: the same of the first answer token; `p_true`: 1 − P(True) of the model judging its own
+  answer. All Platt-scaled on the run's val split when it has one, so their ECE and Brier are comparable
+  with u's (ranking metrics do not change); a baseline the collect did not store is left out.
+- `wrapper`: u from pass 1, read-only (blended toward its fallback where support is low, for a wrapper
+  with a support model: the report then gives the mean `support`).
+- `wrapper_post`: u_post of the wrapper's post-answer head, for a wrapper that has one.
 - `doubter`: pass 2 with the injection (the wrapper's modifier and gain); a reply is a refusal when
   `is_refusal` says so, the same detector training's targets were written for. Its answers are judged
   on their own text. For its curve, refusals rank after every answer (by u'), and a refused question
@@ -38,7 +41,7 @@ from metaspider.loom.ray_collect import RayOptions, ray_collect
 from metaspider.loom.report import json_safe, targets, write_report
 from metaspider.loom.run_folder import Collected, RunConfig, RunFolder, dataset_key
 from metaspider.loom.scoring import is_refusal
-from metaspider.loom.wrapper_scores import wrapper_u
+from metaspider.loom.wrapper_scores import wrapper_scores
 
 COVERAGES = ("0.25", "0.5", "0.75")
 
@@ -75,14 +78,26 @@ def evaluate(
             ray_collect(run, config.model, dataset, split, limit, ray, config)
         else:
             collect(run, backbone, config, dataset, split, limit)
-    data = _select(run.load(dataset, split), items).read_layers(config.read_layers, manifest.config.read_layers)
+    collected = _select(run.load(dataset, split), items)
+    data = collected.read_layers(config.read_layers, manifest.config.read_layers)
     correct = data.labels("correct")
-    u = wrapper_u(wrapper_dir, manifest.base_fingerprint, data.acts)
-    msp_u, entropy_u, baseline_fit = _baselines(run, dataset, split, data)
+    scores = wrapper_scores(wrapper_dir, manifest.base_fingerprint, collected, config.read_layers)
+    u = scores.u
+    baselines, baseline_fit = _baselines(run, dataset, split, data)
+    msp_u, entropy_u = baselines.pop("msp"), baselines.pop("entropy")
     replies = (
         doubter_replies(run, backbone, wrapper_dir, manifest, dataset, split, items) if has_stage_b(manifest) else None
     )
     report = build_report(correct, msp_u, entropy_u, u, replies, manifest)
+    if not np.isnan(scores.u_post).all():
+        baselines["wrapper_post"] = scores.u_post
+    report["methods"] |= {
+        name: _ranking(score[keep], correct[keep], with_auroc=True) | {"n": int(keep.sum())}
+        for name, score in baselines.items()
+        if (keep := ~np.isnan(score)).any()
+    }
+    if not np.isnan(scores.support).all():
+        report["support"] = {"mean": float(np.mean(scores.support)), "min": float(np.min(scores.support))}
     report |= {
         "model": config.model,
         "wrapper": str(wrapper_dir),
@@ -237,16 +252,40 @@ def _doubter_ranking(replies: DoubterReplies, correct: np.ndarray) -> tuple[np.n
     return score / 2, outcome
 
 
-def _baselines(run: RunFolder, dataset: str, split: str, data: Collected) -> tuple[np.ndarray, np.ndarray, str | None]:
-    msp_raw, entropy_raw = 1 - data.labels("msp"), data.labels("entropy")
-    if split != "val" and run.split_dir(dataset, "val").is_dir():
-        val = run.load(dataset, "val")  # baselines only: no activations needed
-        wrong = ~val.labels("correct")
-        if wrong.any() and (~wrong).any():
-            msp_fit = platt(1 - val.labels("msp"), wrong)
-            entropy_fit = platt(val.labels("entropy"), wrong)
-            return msp_fit(msp_raw), entropy_fit(entropy_raw), f"{dataset}/val"
-    return msp_raw, 1 - np.exp(-entropy_raw), None
+BASELINES = {
+    "msp": ("msp", True),
+    "entropy": ("entropy", False),
+    "msp_first": ("msp_first", True),
+    "entropy_first": ("entropy_first", False),
+    "p_true": ("p_true", True),
+}
+"""Report method → (the collect's field, whether doubt is 1 − the field)."""
+
+
+def _baselines(run: RunFolder, dataset: str, split: str, data: Collected) -> tuple[dict[str, np.ndarray], str | None]:
+    """Each baseline's doubt score, Platt-scaled on the run's val split when it has one (NaN where a question
+    lacks the field: collects from before it existed)."""
+    val = run.load(dataset, "val") if split != "val" and run.split_dir(dataset, "val").is_dir() else None
+    wrong = None if val is None else ~val.labels("correct")
+    fitted = wrong is not None and wrong.any() and (~wrong).any()
+    out = {}
+    for name, (field, flip) in BASELINES.items():
+        raw = _doubt(data, field, flip)
+        if np.isnan(raw).all():
+            continue
+        if fitted:
+            fit_x = _doubt(val, field, flip)
+            keep = ~np.isnan(fit_x)
+            if keep.any() and wrong[keep].any() and (~wrong[keep]).any():
+                out[name] = platt(fit_x[keep], wrong[keep])(raw)
+                continue
+        out[name] = raw if flip else 1 - np.exp(-raw)
+    return out, f"{dataset}/val" if fitted else None
+
+
+def _doubt(data: Collected, field: str, flip: bool) -> np.ndarray:
+    values = np.array([np.nan if r.get(field) is None else float(r[field]) for r in data.records])
+    return 1 - values if flip else values
 
 
 def platt(x: np.ndarray, wrong: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
@@ -277,7 +316,8 @@ def _select(data: Collected, items: list[Item]) -> Collected:
     """The stored records of `items`, in their order (a run may hold more, e.g. from an earlier --limit)."""
     index = {record["id"]: i for i, record in enumerate(data.records)}
     rows = [index[item.id] for item in items]
-    return Collected([data.records[i] for i in rows], data.acts[rows], None)
+    post = None if data.acts_post is None else data.acts_post[rows]
+    return Collected([data.records[i] for i in rows], data.acts[rows], None, post)
 
 
 def _domain(manifest: WrapperManifest, dataset: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from sklearn.covariance import LedoitWolf
@@ -22,6 +23,7 @@ from sklearn.preprocessing import StandardScaler
 
 from metaspider.core.wrapper import support as support_math
 from metaspider.errors import MetaspiderError
+from metaspider.loom.run_folder import Collected
 
 SUPPORT_QUANTILE = 0.95
 PROBE_C = (0.01, 0.1, 1.0)
@@ -124,3 +126,77 @@ def fit_post_head(
     head = PostHead(mean, scale, coef, intercept, Logistic(np.zeros(3), 0.0))
     stack = fit_logistic(support_math.post_features(head.probe(val_post), val_msp, val_entropy), val_wrong)
     return PostHead(mean, scale, coef, intercept, stack)
+
+
+def with_support_and_post(
+    wrapper: Any,
+    columns: list[int],
+    collected_layers: tuple[int, ...],
+    train: Collected,
+    val: Collected,
+) -> tuple[Any, dict[str, Any]]:
+    """A copy of the stage-A `wrapper` that also holds its support model, its fallbacks and the post-answer
+    head (on every collected read block), fitted on `train` and `val` (whose activations hold
+    `collected_layers`; `columns` picks the wrapper's read blocks among them). Returns it with a summary for
+    the manifest. A collect without the first-token or post-answer values (older runs) gets neither part."""
+    import torch
+
+    from metaspider.core.wrapper.config import WrapperConfig
+    from metaspider.core.wrapper.torch_module import MetaWrapper
+
+    def field(data: Collected, key: str) -> np.ndarray:
+        return np.array([np.nan if r.get(key) is None else float(r[key]) for r in data.records])
+
+    def bottleneck(data: Collected) -> np.ndarray:
+        with torch.no_grad():
+            x = torch.as_tensor(np.asarray(data.acts[:, columns], dtype=np.float32))
+            return torch.cat([wrapper.confidence.bottleneck(wrapper.encode(c)) for c in x.split(256)]).numpy()
+
+    train_wrong, val_wrong = ~train.labels("correct"), ~val.labels("correct")
+    first = support_math.baseline_features(field(val, "msp_first"), field(val, "entropy_first"))
+    has_first = np.isfinite(first).all(axis=1)
+    has_post = train.acts_post is not None and val.acts_post is not None
+    summary: dict[str, Any] = {}
+    if not has_first.any():
+        return wrapper, {"support": "not fitted: the collect has no first-token values"}
+    support = fit_support(bottleneck(train), bottleneck(val))
+    fallback = fit_logistic(first[has_first], val_wrong[has_first])
+    update: dict[str, Any] = {"support": True}
+    tensors = {
+        "support.mean": support.mean,
+        "support.precision": support.precision,
+        "support.step": np.array([support.center, support.width]),
+        "fallback.coef": fallback.coef,
+        "fallback.intercept": np.array([fallback.intercept]),
+    }
+    summary["support"] = {"center": support.center, "width": support.width, "quantile": SUPPORT_QUANTILE}
+    if has_post:
+        answer = support_math.baseline_features(field(val, "msp"), field(val, "entropy"))
+        usable = np.isfinite(answer).all(axis=1)
+        head = fit_post_head(
+            train.acts_post,
+            train_wrong,
+            val.acts_post[usable],
+            val_wrong[usable],
+            field(val, "msp")[usable],
+            field(val, "entropy")[usable],
+        )
+        fallback_post = fit_logistic(answer[usable], val_wrong[usable])
+        update["post_layers"] = tuple(collected_layers)
+        tensors |= {
+            "post.mean": head.mean,
+            "post.scale": head.scale,
+            "post.coef": head.coef,
+            "post.intercept": head.intercept,
+            "post.stack": np.append(head.stack.coef, head.stack.intercept),
+            "fallback_post.coef": fallback_post.coef,
+            "fallback_post.intercept": np.array([fallback_post.intercept]),
+        }
+        summary["post_layers"] = list(collected_layers)
+    config = WrapperConfig.from_dict(wrapper.config.to_dict() | update)
+    extended = MetaWrapper(config)
+    state = wrapper.state_dict() | {
+        name: torch.as_tensor(np.asarray(v, dtype=np.float32)) for name, v in tensors.items()
+    }
+    extended.load_state_dict(state, strict=True)
+    return extended.eval(), summary

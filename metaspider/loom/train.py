@@ -1,5 +1,6 @@
-"""`train`: stage A (P(wrong) from cached activations), Platt calibration on val, then stage B (the
-heads learn to refuse through the frozen base). The wrapper folder in the run is rewritten after each
+"""`train`: stage A (P(wrong) from cached activations), Platt calibration on val, the support model, the
+fallbacks and the post-answer head (`fallback.py`), then stage B (the heads learn to refuse through the
+frozen base). The wrapper folder in the run is rewritten after each
 stage, so stage B can be rerun on its own."""
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from metaspider.core.wrapper.modifiers import Modifier
 from metaspider.core.wrapper.torch_module import MetaWrapper
 from metaspider.errors import MetaspiderError
 from metaspider.loom import metrics
+from metaspider.loom.fallback import with_support_and_post
 from metaspider.loom.frozen_tail import FrozenTail
 from metaspider.loom.progress import progress_bar
 from metaspider.loom.run_folder import Collected, RunFolder
@@ -161,6 +163,7 @@ def _stage_a(run: RunFolder, datasets: list[str], train_data: Collected, val_dat
     wrapper, columns, result = best
     val_logits = confidence_logits(wrapper, val_data.acts[:, columns])
     wrapper.fit_calibration(val_logits, torch.as_tensor(val_wrong, dtype=torch.float32))
+    wrapper, support_and_post = with_support_and_post(wrapper, columns, config.read_layers, train_data, val_data)
     val_u = wrapper.calibrate(val_logits).numpy()
     val_correct = val_data.labels("correct")
     manifest = WrapperManifest(
@@ -182,6 +185,7 @@ def _stage_a(run: RunFolder, datasets: list[str], train_data: Collected, val_dat
                 "read_layer_scan": scan,
                 **_settings(settings),
             },
+            "support_and_post": support_and_post,
         },
         metrics={"val": _val_metrics(val_u, val_correct, val_data)},
     )
@@ -273,4 +277,5 @@ def _concat(parts: list[Collected]) -> Collected:
     if len(parts) == 1:
         return parts[0]
     prefix = None if any(p.prefix is None for p in parts) else [x for p in parts for x in p.prefix]
-    return Collected([r for p in parts for r in p.records], np.concatenate([p.acts for p in parts]), prefix)
+    post = None if any(p.acts_post is None for p in parts) else np.concatenate([p.acts_post for p in parts])
+    return Collected([r for p in parts for r in p.records], np.concatenate([p.acts for p in parts]), prefix, post)

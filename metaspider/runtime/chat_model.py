@@ -361,11 +361,13 @@ class MetaSpiderChatModel(BaseChatModel):
         params = replace(request.params, constraint=constraint, max_tokens=min(request.params.max_tokens, room))
         holdback = _Holdback(request.mode, request.json_calls)
         end: GenerationEnd | None = None
+        tokens = []
         with closing(pipeline.stream(assessment, params)) as stream:
             for item in stream:
                 if isinstance(item, GenerationEnd):
                     end = item
                     break
+                tokens.append(item)
                 text = holdback.push(item.text)
                 metadata = (
                     {"logprobs": {"content": [self._logprob(engine, item)]}}
@@ -378,7 +380,7 @@ class MetaSpiderChatModel(BaseChatModel):
                     raise RequestTimeoutError(f"generation exceeded timeout={self.timeout}s")
         assert end is not None
         content, calls = holdback.finish(request.tool_names, cut=end.finish_reason == "length")
-        uncertainty = assessment.uncertainty
+        uncertainty = pipeline.after_answer(assessment, tokens)
         yield AIMessageChunk(
             content=content,
             tool_call_chunks=[_call_chunk(c, i) for i, c in enumerate(calls)],

@@ -7,7 +7,7 @@ import pytest
 
 from metaspider.core.models.registry import DEFAULT_MODEL
 from metaspider.core.wrapper.config import default_layers
-from metaspider.loom.baselines import first_token_stats
+from metaspider.core.wrapper.support import first_token_stats
 from metaspider.loom.collect import TIMES_FILE, collect
 from metaspider.loom.datasets import load_items, split_items, to_messages
 from metaspider.loom.run_folder import RunConfig, RunFolder

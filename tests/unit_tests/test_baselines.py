@@ -7,15 +7,16 @@ import math
 import numpy as np
 import pytest
 
+from metaspider.core.wrapper.support import first_token_stats
 from metaspider.loom import baselines
 from metaspider.loom.datasets import Item
 
 
 def test_first_token_stats_of_a_uniform_and_a_peaked_distribution():
-    msp, entropy = baselines.first_token_stats(np.zeros(8))
+    msp, entropy = first_token_stats(np.zeros(8))
     assert msp == pytest.approx(1 / 8)
     assert entropy == pytest.approx(math.log(8))
-    msp, entropy = baselines.first_token_stats(np.array([10.0, 0.0, 0.0]))
+    msp, entropy = first_token_stats(np.array([10.0, 0.0, 0.0]))
     p = math.exp(10) / (math.exp(10) + 2)
     assert msp == pytest.approx(p)
     assert entropy == pytest.approx(-(p * math.log(p) + 2 * (1 - p) / 2 * math.log((1 - p) / 2)))
@@ -23,7 +24,7 @@ def test_first_token_stats_of_a_uniform_and_a_peaked_distribution():
 
 def test_first_token_stats_are_shift_invariant_and_stable_for_large_logits():
     logits = np.array([1.0, 2.0, 3.0])
-    assert baselines.first_token_stats(logits + 1000) == pytest.approx(baselines.first_token_stats(logits))
+    assert first_token_stats(logits + 1000) == pytest.approx(first_token_stats(logits))
 
 
 def test_p_true_is_normalised_over_the_two_options_only():

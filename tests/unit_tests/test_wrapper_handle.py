@@ -123,3 +123,56 @@ def test_deploy_export_takes_default_with_a_model(tmp_path: Path):
     assert Wrapper.open(out).manifest == Wrapper.open("default", model="smollm2-135m").manifest
     failed = CliRunner().invoke(deploy_app, ["export", "default", "--out", str(tmp_path / "x.gguf")])
     assert failed.exit_code != 0 and "needs a model" in str(failed.exception)
+
+
+def _extended_folder(tmp_path: Path) -> Path:
+    config = WrapperConfig(
+        d_model=64,
+        read_layers=(1, 2),
+        inject_layers=(2, 3),
+        bottleneck=32,
+        n_heads=2,
+        support=True,
+        post_layers=(0, 1, 2),
+    )
+    manifest = _manifest(config=config)
+    rng = np.random.default_rng(0)
+    weights = {
+        name: rng.standard_normal(shape).astype(np.float32) * 0.1 for name, shape in config.weight_shapes().items()
+    }
+    weights["support.precision"] = np.eye(32, dtype=np.float32)
+    weights["support.step"] = np.array([2.0, 0.5], dtype=np.float32)
+    weights["post.scale"] = np.ones((3, 64), dtype=np.float32)
+    return save_wrapper(tmp_path / "extended", weights, manifest)
+
+
+def test_support_and_post_head_travel_in_the_folder_and_the_sidecar_and_agree_on_both_runtimes(tmp_path: Path):
+    wrapper = Wrapper.open(_extended_folder(tmp_path))
+    assert {"support.mean", "fallback.coef", "post.stack", "fallback_post.intercept"} <= set(wrapper.weights)
+    sidecars = [Wrapper.open(wrapper.export(tmp_path / f"w-{kind}.gguf", kind)) for kind in ("f32", "q8_0")]
+    for sidecar in sidecars:
+        assert sidecar.manifest == wrapper.manifest
+        for name in ("support.precision", "post.mean", "post.coef"):  # never quantised
+            assert np.array_equal(sidecar.weights[name], wrapper.weights[name])
+    llama = SimpleNamespace(name="x", fingerprint=FINGERPRINT, backend="llama_cpp", d_model=64, n_layers=5)
+    torch_ = SimpleNamespace(name="x", fingerprint=FINGERPRINT, backend="torch", d_model=64, n_layers=5)
+    rng = np.random.default_rng(1)
+    acts, post = rng.standard_normal((2, 64)).astype(np.float32), rng.standard_normal((3, 64)).astype(np.float32)
+    readings = []
+    for runtime in (wrapper.runtime(llama), wrapper.runtime(torch_), sidecars[0].runtime(llama)):
+        reading = runtime.read(acts, (0.4, 1.5))
+        readings.append((reading.u, reading.support, runtime.read_post(post, 0.6, 0.9, reading.support)))
+    for got in readings[1:]:
+        assert np.allclose(got, readings[0], atol=1e-5)
+    u, support, u_post = readings[0]
+    assert 0 < support < 1 and 0 < u < 1 and 0 < u_post < 1
+    bare = wrapper.runtime(llama).read(acts)  # without the first token's values: u unblended, support still known
+    assert bare.support == pytest.approx(support) and bare.u != pytest.approx(u)
+
+
+def test_a_wrapper_without_the_extras_reports_no_support_and_no_post(folder: Path):
+    runtime = Wrapper.open(folder).runtime(
+        SimpleNamespace(name="x", fingerprint=FINGERPRINT, backend="llama_cpp", d_model=64, n_layers=5)
+    )
+    reading = runtime.read(np.ones((2, 64), dtype=np.float32), (0.5, 1.0))
+    assert reading.support is None and runtime.read_post(np.ones((3, 64)), 0.5, 1.0, None) is None

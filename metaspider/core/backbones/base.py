@@ -134,6 +134,9 @@ class Backbone(ABC):
     chat_template: str
     bos_token: str
     eos_token: str
+    last_logits: np.ndarray | None = None
+    """The bare next-token logits after the ids of the last `capture` (None when it was primed, whose
+    logits carry the injection): a wrapper's fallback reads them without another evaluation."""
 
     @abstractmethod
     def tokenize(self, text: str, special: bool = True) -> list[int]:

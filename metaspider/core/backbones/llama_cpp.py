@@ -130,6 +130,7 @@ class LlamaCppBackbone(Backbone):
             primed = self._injection if self._priming is not None else None
         finally:
             self._reads, self._priming, self._injection = {}, None, None
+        self.last_logits = logits if primed is None else None
         if primed is not None:
             # The decision token's cache rows now carry the injection: only the generate that was primed
             # may use them, so the books say they are not cached.

@@ -88,7 +88,7 @@ class TorchBackbone(Backbone):
             captured[layer] = hidden[0, index].detach().float()
 
         with self.layer_hooks(readers={layer: read for layer in layers}):
-            self._forward_from(ids, keep)
+            self.last_logits = np.asarray(self._forward_from(ids, keep), dtype=np.float32)
         return np.stack([captured[layer].numpy() for layer in layers]).astype(np.float32)
 
     def _evaluate(self, ids: Sequence[int], injection: Injection | None) -> np.ndarray:

@@ -38,11 +38,19 @@ class WrapperConfig(Schema):
     gate_init: float = 0.3
     damping_floor: float = Field(1.0, ge=0.0, le=1.0)
     damping_tau: float = Field(32.0, gt=0.0)
+    support: bool = False
+    """The wrapper measures its support and blends u toward a fallback on first-token probabilities
+    (`support.py`): tensors `support.*` and `fallback.*`."""
+    post_layers: tuple[StrictInt, ...] = ()
+    """Blocks the post-answer head reads at the answer's last token (empty: no `u_post`): tensors `post.*`,
+    and `fallback_post.*` when `support` is on."""
 
     @model_validator(mode="after")
     def _check(self) -> WrapperConfig:
         _check_layers("read_layers", self.read_layers)
         _check_layers("inject_layers", self.inject_layers)
+        if self.post_layers:
+            _check_layers("post_layers", self.post_layers)
         if self.bottleneck % self.n_heads:
             raise MetaspiderError(
                 f"wrapper config: bottleneck {self.bottleneck} is not divisible by n_heads {self.n_heads}"
@@ -55,8 +63,14 @@ class WrapperConfig(Schema):
         return self.bottleneck // self.n_heads
 
     def to_dict(self) -> dict[str, Any]:
-        """The JSON form the wrapper manifest stores (layers as lists)."""
-        return self.model_dump(mode="json")
+        """The JSON form the wrapper manifest stores (layers as lists). The optional parts are written only
+        when present, so a wrapper without them keeps the file it always had."""
+        data = self.model_dump(mode="json")
+        if not self.support:
+            del data["support"]
+        if not self.post_layers:
+            del data["post_layers"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> WrapperConfig:
@@ -129,6 +143,25 @@ class WrapperConfig(Schema):
                 f"heads.{layer}.up.bias": (d,),
                 f"heads.{layer}.gate": (1,),
             }
+        if self.support:
+            shapes |= {
+                "support.mean": (b,),
+                "support.precision": (b, b),
+                "support.step": (2,),
+                "fallback.coef": (2,),
+                "fallback.intercept": (1,),
+            }
+        if self.post_layers:
+            n = len(self.post_layers)
+            shapes |= {
+                "post.mean": (n, d),
+                "post.scale": (n, d),
+                "post.coef": (n, d),
+                "post.intercept": (n,),
+                "post.stack": (4,),
+            }
+            if self.support:
+                shapes |= {"fallback_post.coef": (2,), "fallback_post.intercept": (1,)}
         return shapes
 
 

@@ -17,6 +17,7 @@ from metaspider.core.backbones.base import Injection
 from metaspider.core.wrapper.config import WrapperConfig
 from metaspider.core.wrapper.folder import WrapperManifest
 from metaspider.core.wrapper.numpy_math import NumpyWrapper
+from metaspider.core.wrapper.support import WrapperSignals
 
 if TYPE_CHECKING:
     from metaspider.core.wrapper.torch_module import MetaWrapper
@@ -24,10 +25,12 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class Reading:
-    """Pass 1's result: u and the cognitive tokens the injection attends to."""
+    """Pass 1's result: u and the cognitive tokens the injection attends to; for a wrapper with a support
+    model, u is already blended toward its fallback and `support` says how far."""
 
     u: float
     tokens: Any
+    support: float | None = None
 
 
 class WrapperRuntime(Protocol):
@@ -36,11 +39,27 @@ class WrapperRuntime(Protocol):
     config: WrapperConfig
     manifest: WrapperManifest
 
-    def read(self, acts: np.ndarray) -> Reading:
-        """Pass 1's activations [R, d] at the decision point → u and the cognitive tokens."""
+    def read(self, acts: np.ndarray, first_token: tuple[float, float] | None = None) -> Reading:
+        """Pass 1's activations [R, d] at the decision point → u and the cognitive tokens. `first_token`: the
+        bare first answer token's (max-softmax probability, entropy), which the fallback of a wrapper with a
+        support model reads (`config.support`; `first_token_stats` of the logits there)."""
+
+    def read_post(self, acts_post: np.ndarray, msp: float, entropy: float, support: float | None) -> float | None:
+        """u_post from the `post_layers` outputs [L, d] at the answer's last token and the answer's mean token
+        probability and entropy; None for a wrapper without a post head."""
 
     def injection(self, reading: Reading, u_mod: float, gain: float, decision_point: int) -> Injection:
         """What pass 2 adds, for u' (after the modifier) and the gain."""
+
+
+def _blended(
+    signals: WrapperSignals, u: float, bottleneck: np.ndarray, first_token: tuple[float, float] | None
+) -> tuple[float, float | None]:
+    """(u, support) for a wrapper with or without a support model."""
+    support = signals.support(bottleneck)
+    if support is None or first_token is None:
+        return u, support
+    return signals.blend_before(u, support, *first_token), support
 
 
 def inject_from(config: WrapperConfig, decision_point: int) -> int:
@@ -75,11 +94,19 @@ class NumpyRuntime:
         self.manifest = manifest
         self.config = manifest.config
         self.wrapper = NumpyWrapper(weights, self.config)
+        self.signals = WrapperSignals(weights, self.config)
 
-    def read(self, acts: np.ndarray) -> Reading:
+    def read(self, acts: np.ndarray, first_token: tuple[float, float] | None = None) -> Reading:
         """Pass 1's activations [R, d] at the decision point → u and the cognitive tokens."""
         u, tokens = self.wrapper.uncertainty(acts)
-        return Reading(float(u), tokens)
+        if not self.config.support:
+            return Reading(float(u), tokens)
+        u, support = _blended(self.signals, float(u), self.wrapper.bottleneck(tokens), first_token)
+        return Reading(u, tokens, support)
+
+    def read_post(self, acts_post: np.ndarray, msp: float, entropy: float, support: float | None) -> float | None:
+        """u_post (see `WrapperRuntime.read_post`)."""
+        return self.signals.after(acts_post, msp, entropy, support)
 
     def injection(self, reading: Reading, u_mod: float, gain: float, decision_point: int) -> Injection:
         """A control vector (pooled) or a per-position injector (tokens) for u' and the gain."""
@@ -117,12 +144,22 @@ class TorchRuntime:
         self._torch = torch
         self.wrapper, self.manifest = module, manifest
         self.config = manifest.config
+        weights = {name: value.detach().numpy() for name, value in module.state_dict().items()}
+        self.signals = WrapperSignals(weights, self.config)
 
-    def read(self, acts: np.ndarray) -> Reading:
+    def read(self, acts: np.ndarray, first_token: tuple[float, float] | None = None) -> Reading:
         """Pass 1's activations [R, d] at the decision point → u and the cognitive tokens."""
         with self._torch.no_grad():
             u, tokens = self.wrapper.uncertainty(self._torch.as_tensor(acts)[None])
-        return Reading(float(u[0]), tokens)
+            if not self.config.support:
+                return Reading(float(u[0]), tokens)
+            bottleneck = self.wrapper.confidence.bottleneck(tokens)[0].numpy()
+        blended, support = _blended(self.signals, float(u[0]), bottleneck, first_token)
+        return Reading(blended, tokens, support)
+
+    def read_post(self, acts_post: np.ndarray, msp: float, entropy: float, support: float | None) -> float | None:
+        """u_post (see `WrapperRuntime.read_post`)."""
+        return self.signals.after(acts_post, msp, entropy, support)
 
     def injection(self, reading: Reading, u_mod: float, gain: float, decision_point: int) -> Injection:
         """A control vector (pooled) or a per-position injector (tokens) for u' and the gain."""

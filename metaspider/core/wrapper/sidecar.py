@@ -78,9 +78,12 @@ def _quantizable(name: str, array: np.ndarray) -> bool:
     """Q8_0 packs rows in blocks of 32. Kept exact: vectors (norms, biases, gates: small and sensitive) and
     the confidence head, whose error goes straight into the logit of u and is multiplied by the
     calibration slope (measured on a wrapper with slope 23: Q8_0 everywhere moved u by 0.012, Q8_0
-    outside the confidence head by 0.0016)."""
+    outside the confidence head by 0.0016). The support's precision and the post-answer head's
+    statistics and coefficients stay exact too: they are small, and a distance or a standardisation
+    amplifies rounding."""
     block = gguf.GGML_QUANT_SIZES[Q8_0][0]
-    return array.ndim == 2 and array.shape[1] % block == 0 and not name.startswith("confidence.")
+    exact = ("confidence.", "support.", "post.", "fallback.", "fallback_post.")
+    return array.ndim == 2 and array.shape[1] % block == 0 and not name.startswith(exact)
 
 
 _JSON_FIELDS = ("thresholds.calibrated", "training_data", "metrics")
@@ -107,7 +110,8 @@ def sidecar_fields(manifest: WrapperManifest) -> dict[str, Any]:
     walk("base", data.pop("base"))
     walk("", config)
     walk("", data)
-    return flat
+    # GGUF arrays are typed by their items: an empty one (no post-answer layers) is left out, read back as the default
+    return {key: value for key, value in flat.items() if value != []}
 
 
 def manifest_from_fields(fields: dict[str, Any]) -> WrapperManifest:
@@ -137,7 +141,9 @@ def _add_metadata(writer: gguf.GGUFWriter, manifest: WrapperManifest, name: str)
     writer.add_key_value("general.name", name, gguf.GGUFValueType.STRING)
     writer.add_key_value(_K + "format_version", SIDECAR_FORMAT_VERSION, gguf.GGUFValueType.UINT32)
     for key, value in sidecar_fields(manifest).items():
-        if isinstance(value, list):
+        if isinstance(value, bool):
+            writer.add_key_value(_K + key, value, gguf.GGUFValueType.BOOL)
+        elif isinstance(value, list):
             writer.add_key_value(_K + key, value, gguf.GGUFValueType.ARRAY, gguf.GGUFValueType.INT32)
         elif isinstance(value, str):
             writer.add_key_value(_K + key, value, gguf.GGUFValueType.STRING)

@@ -16,8 +16,24 @@ This module is the inference math, in NumPy so both backbones give the same numb
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+
 import numpy as np
 from scipy.special import expit
+
+from metaspider.core.wrapper.config import WrapperConfig
+
+
+def first_token_stats(logits: np.ndarray) -> tuple[float, float]:
+    """(max-softmax probability, entropy in nats) of the next-token distribution given by `logits`."""
+    x = np.asarray(logits, dtype=np.float64)
+    shifted = x - x.max()
+    p = np.exp(shifted)
+    total = p.sum()
+    p /= total
+    logp = shifted - math.log(total)
+    return float(p.max()), float(-np.sum(p * logp))
 
 
 def mahalanobis_sq(h: np.ndarray, mean: np.ndarray, precision: np.ndarray) -> np.ndarray:
@@ -62,3 +78,51 @@ def post_features(probe: np.ndarray | float, msp: np.ndarray | float, entropy: n
     With the token probabilities among its inputs the head cannot do worse than them on its training topics."""
     p = np.clip(np.asarray(probe, dtype=np.float64), 1e-6, 1 - 1e-6)
     return np.concatenate([np.log(p / (1 - p))[..., None], baseline_features(msp, entropy)], axis=-1)
+
+
+class WrapperSignals:
+    """Support, the blended u and u_post from a wrapper's weights, for the parts its config enables. One
+    NumPy implementation serves both runtimes, so a wrapper gives the same numbers on either backbone."""
+
+    def __init__(self, weights: Mapping[str, np.ndarray], config: WrapperConfig) -> None:
+        self.has_support = config.support
+        self.post_layers = tuple(config.post_layers)
+        self.w = {
+            name: np.asarray(weights[name], dtype=np.float64)
+            for name in config.weight_shapes()
+            if name.startswith(("support.", "fallback.", "fallback_post.", "post."))
+        }
+
+    def support(self, bottleneck: np.ndarray) -> float | None:
+        """Support in [0, 1] of one question's bottleneck vector [b]; None without a support model."""
+        if not self.has_support:
+            return None
+        d2 = mahalanobis_sq(bottleneck, self.w["support.mean"], self.w["support.precision"])
+        center, width = self.w["support.step"]
+        return float(support_from_distance(d2, center, width))
+
+    def blend_before(self, u: float, support: float | None, msp_first: float, entropy_first: float) -> float:
+        """u before the answer, leaned toward the first-token fallback as support falls."""
+        if support is None:
+            return u
+        fallback = logistic(
+            baseline_features(msp_first, entropy_first), self.w["fallback.coef"], self.w["fallback.intercept"][0]
+        )
+        return float(blend(u, fallback, support))
+
+    def after(self, acts_post: np.ndarray, msp: float, entropy: float, support: float | None) -> float | None:
+        """u_post from the read blocks' outputs at the answer's last token [L, d] and the answer's mean token
+        probability and entropy; None without a post head."""
+        if not self.post_layers:
+            return None
+        probe = post_probe(
+            acts_post, self.w["post.mean"], self.w["post.scale"], self.w["post.coef"], self.w["post.intercept"]
+        )
+        stack = self.w["post.stack"]
+        u_post = float(logistic(post_features(probe, msp, entropy), stack[:3], stack[3]))
+        if support is None or "fallback_post.coef" not in self.w:
+            return u_post
+        fallback = logistic(
+            baseline_features(msp, entropy), self.w["fallback_post.coef"], self.w["fallback_post.intercept"][0]
+        )
+        return float(blend(u_post, fallback, support))

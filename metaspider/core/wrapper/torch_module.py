@@ -119,6 +119,16 @@ class MetaWrapper(nn.Module):
         self.e_doubt = nn.Parameter(torch.randn(d))
         self.e_sure = nn.Parameter(torch.randn(d))
         self.heads = nn.ModuleDict({str(layer): MetaAttentionHead(config) for layer in config.inject_layers})
+        # Support, fallbacks and the post-answer head: fitted statistics, not trained by gradient. Stored in the
+        # state dict so the wrapper file holds them; their math is NumPy (`support.py`), shared by both runtimes.
+        shapes = config.weight_shapes()
+        for group in ("support", "fallback", "fallback_post", "post"):
+            names = {name.split(".", 1)[1]: shape for name, shape in shapes.items() if name.split(".", 1)[0] == group}
+            if names:
+                holder = nn.Module()
+                for name, shape in names.items():
+                    holder.register_buffer(name, torch.zeros(shape))
+                setattr(self, group, holder)
 
     def encode(self, acts: Tensor) -> Tensor:
         """Read-layer outputs at the decision point [B, R, d] (in read_layers order) → cognitive tokens [B, R, d]."""
