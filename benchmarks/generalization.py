@@ -172,13 +172,10 @@ def plot(results: dict[str, Any], path: Path) -> None:
 
     figure = Figure(figsize=(14, 4.2 * max(1, len(results))), dpi=110)
     axes_list = figure.subplots(max(1, len(results)), 1, squeeze=False)[:, 0]
-    colors = dict(
-        zip(
-            METHODS,
-            ("#1f77b4", "#2ca02c", "#17becf", "#9edae5", "#98df8a", "#ff7f0e", "#ffbb78", "#d62728", "#9467bd"),
-            strict=False,
-        )
-    )
+    from matplotlib import colormaps
+
+    palette = colormaps["tab20"]
+    colors = {method: palette(index) for index, method in enumerate(METHODS)}
     for axes, (model, result) in zip(axes_list, results.items(), strict=False):
         topics = list(result["topics"])
         methods = [m for m in METHODS if m in result["mean_auroc"]]

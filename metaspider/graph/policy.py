@@ -45,19 +45,28 @@ def thresholds_for(spec: AgentSpec) -> Thresholds:
 
 def _calibrated_threshold(spec: AgentSpec) -> tuple[float, str]:
     """The most permissive calibrated threshold whose guarantee is at least as strict as asked."""
-    from metaspider.core.wrapper.handle import Wrapper
-
-    max_risk, delta = spec.policy.max_risk, spec.policy.delta
     if spec.wrapper is None:
         raise MetaspiderError("policy.max_risk needs a wrapper (its calibration); the spec has wrapper: null")
-    wrapper = Wrapper.open(spec.wrapper, spec.model)
+    assert spec.policy.max_risk is not None
+    return calibrated_threshold(spec.wrapper, spec.model, spec.policy.max_risk, spec.policy.delta, "policy.max_risk")
+
+
+def calibrated_threshold(
+    wrapper_spec: str, model: str | None, max_risk: float, delta: float, name: str = "max_risk"
+) -> tuple[float, str]:
+    """(threshold, source): the most permissive threshold the wrapper was calibrated for (`metaloom
+    calibrate`) whose guarantee is at least as strict as selective risk <= `max_risk` with probability
+    >= 1 - `delta`. `name` is how the error message calls the setting."""
+    from metaspider.core.wrapper.handle import Wrapper
+
+    wrapper = Wrapper.open(wrapper_spec, model)
     folder = wrapper.source
     calibrated = wrapper.manifest.calibrated
     fitting = [c for c in calibrated if c.max_risk <= max_risk and c.delta <= delta]
     if not fitting:
         available = ", ".join(f"max_risk {c.max_risk} (delta {c.delta})" for c in calibrated) or "none"
         raise MetaspiderError(
-            f"policy.max_risk {max_risk} (delta {delta}): wrapper {folder} has no calibrated threshold that "
+            f"{name} {max_risk} (delta {delta}): wrapper {folder} has no calibrated threshold that "
             f"guarantees it; calibrated: {available}. Run `metaloom calibrate` for this risk or use answer_below"
         )
     best = max(fitting, key=lambda c: c.threshold)

@@ -87,7 +87,9 @@ class UncertaintyState(AgentState):
 class UncertaintyMiddleware(AgentMiddleware[UncertaintyState, Any, Any]):
     """Answer, call a tool, refuse or escalate, before each model call, on the model's own u.
 
-    `answer_below`, `tool_below`, `escalate_above`: thresholds on u (see the module doc). With none given,
+    `answer_below`, `tool_below`, `escalate_above`: thresholds on u (see the module doc). `max_risk` (with
+    `delta`) instead of `answer_below`: the wrapper's calibrated threshold whose selective risk is at most
+    `max_risk` with probability at least 1 − `delta` (`metaloom calibrate` stores them). With none given,
     the wrapper's own answer threshold (the `threshold` its `Uncertainty` record reports: the manifest's
     `answer_below`) is used with no tool or escalation band; without a wrapper, `BASELINE_THRESHOLDS`.
     `fallback`: a chat model that answers escalated turns instead of a human. `refusal`: the refusal text, or a
@@ -110,35 +112,66 @@ class UncertaintyMiddleware(AgentMiddleware[UncertaintyState, Any, Any]):
         refusal: str | Callable[[dict[str, Any]], str] = REFUSAL,
         unanswered: str | None = None,
         max_steps: int | None = None,
+        max_risk: float | None = None,
+        delta: float = 0.1,
     ):
         super().__init__()
         given = [t for t in (answer_below, tool_below, escalate_above) if t is not None]
         if any(not 0.0 <= t <= 1.0 for t in given):
             raise MetaspiderError(f"UncertaintyMiddleware: thresholds are probabilities in [0, 1], got {given}")
-        if given and answer_below is None:
-            raise MetaspiderError("UncertaintyMiddleware: tool_below and escalate_above need answer_below")
+        if max_risk is not None and (answer_below is not None or not 0.0 < max_risk < 1.0 or not 0.0 < delta < 1.0):
+            raise MetaspiderError(
+                "UncertaintyMiddleware: give max_risk (in (0, 1), with delta in (0, 1)) or answer_below, not both"
+            )
+        if given and answer_below is None and max_risk is None:
+            raise MetaspiderError("UncertaintyMiddleware: tool_below and escalate_above need answer_below or max_risk")
         self.thresholds = (
             Thresholds(answer_below, tool_below, escalate_above, "middleware") if answer_below is not None else None
         )
+        self.max_risk, self.delta = max_risk, delta
+        self._bands = (tool_below, escalate_above)
+        self._calibrated: dict[tuple[str, str | None], Thresholds] = {}
         self.fallback = fallback
         self.refusal = refusal
         self.unanswered = unanswered
         self.max_steps = max_steps
 
-    def policy(self, uncertainty: Uncertainty) -> Thresholds:
-        """The thresholds in force for this record: the middleware's own, else the wrapper's, else the default."""
+    def policy(self, uncertainty: Uncertainty, model: Any = None) -> Thresholds:
+        """The thresholds in force for this record: the middleware's own, else with `max_risk` the wrapper's
+        calibrated threshold for that risk (from `model`'s wrapper), else the wrapper's answer threshold,
+        else the default."""
         if self.thresholds is not None:
             return self.thresholds
+        if self.max_risk is not None:
+            return self._calibrated_thresholds(model)
         if uncertainty.threshold is not None:
             return Thresholds(uncertainty.threshold, source="wrapper")
         return BASELINE_THRESHOLDS
 
-    def route(self, uncertainty: Uncertainty, *, has_tools: bool, has_tool_results: bool) -> Decision:
+    def _calibrated_thresholds(self, model: Any) -> Thresholds:
+        from metaspider.graph.policy import calibrated_threshold
+
+        wrapper = getattr(model, "wrapper", None)
+        if wrapper is None:
+            raise MetaspiderError(
+                "UncertaintyMiddleware(max_risk=...) needs a chat model with a calibrated wrapper "
+                "(MetaSpiderChatModel(wrapper=...)); this model has none"
+            )
+        key = (str(wrapper), getattr(model, "model", None))
+        if key not in self._calibrated:
+            assert self.max_risk is not None
+            answer_below, source = calibrated_threshold(key[0], key[1], self.max_risk, self.delta)
+            self._calibrated[key] = Thresholds(answer_below, *self._bands, source)
+        return self._calibrated[key]
+
+    def route(
+        self, uncertainty: Uncertainty, *, has_tools: bool, has_tool_results: bool, model: Any = None
+    ) -> Decision:
         """The route for one step: `decide` on the policy's thresholds. `has_tools`: a tool not yet called
-        this turn is offered."""
+        this turn is offered; `model`: the chat model (for `max_risk`)."""
         if uncertainty.score is None:
             return Decision("refuse", "the model gave no score")
-        thresholds = self.policy(uncertainty)
+        thresholds = self.policy(uncertainty, model)
         return decide(
             uncertainty.score,
             thresholds,
@@ -192,7 +225,9 @@ class UncertaintyMiddleware(AgentMiddleware[UncertaintyState, Any, Any]):
         called = {m.name for m in turn if isinstance(m, ToolMessage)}
         untried = [t for t in request.tools if _tool_name(t) not in called]
         has_tool_results = any(isinstance(m, ToolMessage) for m in turn)
-        decision = self.route(uncertainty, has_tools=bool(untried), has_tool_results=has_tool_results)
+        decision = self.route(
+            uncertainty, has_tools=bool(untried), has_tool_results=has_tool_results, model=request.model
+        )
         steps = 1 + sum(isinstance(m, AIMessage) for m in turn)
         route, reason = decision.route, decision.reason
         if route == "tool" and self.max_steps is not None and steps >= self.max_steps:

@@ -217,3 +217,21 @@ def test_a_model_without_assess_and_bad_thresholds_are_named():
         UncertaintyMiddleware(answer_below=1.5)
     with pytest.raises(MetaspiderError, match="need answer_below"):
         UncertaintyMiddleware(tool_below=0.5)
+
+
+def test_max_risk_takes_the_wrappers_calibrated_threshold_and_keeps_the_bands():
+    from types import SimpleNamespace
+
+    model = SimpleNamespace(wrapper="default", model="smollm2-135m")  # the shipped wrapper: risk 0.7 -> u < 0.21
+    middleware = UncertaintyMiddleware(max_risk=0.7, tool_below=0.6)
+    record = Uncertainty(0.3, "refuse", 0.5, "doubter", 1.0)
+    policy = middleware.policy(record, model)
+    assert (policy.answer_below, policy.tool_below) == (0.21, 0.6)
+    assert "max_risk 0.7" in policy.source
+    assert middleware.route(record, has_tools=True, has_tool_results=False, model=model).route == "tool"
+    with pytest.raises(MetaspiderError, match="no calibrated threshold"):
+        UncertaintyMiddleware(max_risk=0.3).policy(record, model)
+    with pytest.raises(MetaspiderError, match="needs a chat model with a calibrated wrapper"):
+        UncertaintyMiddleware(max_risk=0.7).policy(record, SimpleNamespace(wrapper=None, model="x"))
+    with pytest.raises(MetaspiderError, match="not both"):
+        UncertaintyMiddleware(answer_below=0.4, max_risk=0.3)
