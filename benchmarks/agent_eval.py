@@ -43,7 +43,7 @@ SPEC = REPO / "agents" / "qa.yaml"
 KB = REPO / "agents" / "kb"
 sys.path.insert(0, str(ROOT))
 
-from agent_eval_scoring import OUTCOMES, TaskResult, grade, summarise, summarise_by_kind, targets  # noqa: E402
+from agent_eval_scoring import OUTCOMES, ROUTES, TaskResult, grade, summarise, summarise_by_kind, targets  # noqa: E402
 from agent_eval_tasks import KINDS, Task, load_tasks  # noqa: E402
 
 AGENTS = ("plain", "msp", "wrapper")
@@ -207,6 +207,14 @@ def markdown(result: dict[str, Any]) -> str:
         )
     if not result["targets"]:
         lines.append("| (no pair of agents to compare) | | | |")
+    lines += ["", "## Routes of the first step (the question alone)", ""]
+    lines += ["| agent | kind | mean u | " + " | ".join(ROUTES) + " |", "|" + "---|" * (3 + len(ROUTES))]
+    for agent, v in result["agents"].items():
+        if agent == "plain":
+            continue
+        for kind, s in [*v["by_kind"].items(), ("all", v["overall"])]:
+            routes = " | ".join(str(s["first_routes"][r]) for r in ROUTES)
+            lines.append(f"| {agent} | {kind} | {_fmt(s['mean_first_u'])} | {routes} |")
     for agent, v in result["agents"].items():
         lines += ["", f"## {agent}: per kind", ""]
         lines += _table(v["by_kind"], "kind")
@@ -316,7 +324,9 @@ def main(argv: list[str] | None = None) -> int:
             t.id for t in tasks if all(any(r["task_id"] == t.id and r["agent"] == a for r in records) for a in names)
         }
         records = [r for r in records if r["task_id"] in finished]
+        started_at = "(reported from the partial file)"
         if len(finished) < len(tasks):
+            subset = f"{len(finished)} of {len(tasks)} tasks in file order: the run was stopped"
             notes.append(
                 f"the run was stopped after {len(finished)} of {len(tasks)} tasks: only the tasks every agent finished "
                 "are reported"

@@ -23,6 +23,8 @@ from typing import Any
 from metaspider.loom.scoring import is_correct_open, is_refusal, normalise
 
 OUTCOMES = ("right", "wrong", "refused", "escalated")
+ROUTES = ("answer", "tool", "refuse", "escalate")
+"""The middleware's routes; `first_routes` counts each task's first one (the question alone)."""
 
 # Normalised (see `normalise`) phrases that say the answer is not known: no concrete claim.
 _UNKNOWN_PHRASES = (
@@ -136,6 +138,9 @@ def summarise(results: Iterable[TaskResult]) -> dict[str, Any]:
         "tool_call_precision": right_calls / len(calls) if calls else None,
         "tool_recall": (sum(r.needed_tool in r.tool_calls for r in needing) / len(needing) if needing else None),
         "seconds_per_task": sum(r.seconds for r in results) / n if n else 0.0,
+        "first_routes": {route: sum(bool(r.routes) and r.routes[0] == route for r in results) for route in ROUTES},
+        "mean_first_u": sum(us) / len(us) if (us := [r.u for r in results if r.u is not None]) else None,
+        "max_steps_hit": sum(len(r.routes) >= 6 for r in results),
     }
 
 
