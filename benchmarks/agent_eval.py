@@ -317,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
     started_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     wall = time.monotonic()
     records: list[dict[str, Any]] = []
+    previous: dict[str, Any] = {}
+    same_run = False
     if args.report_only:
         records = [json.loads(line) for line in partial.read_text(encoding="utf-8").splitlines() if line.strip()]
         names = [a for a in names if any(r["agent"] == a for r in records)]
@@ -324,7 +326,13 @@ def main(argv: list[str] | None = None) -> int:
             t.id for t in tasks if all(any(r["task_id"] == t.id and r["agent"] == a for r in records) for a in names)
         }
         records = [r for r in records if r["task_id"] in finished]
-        started_at = "(reported from the partial file)"
+        previous = (
+            json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
+            if stem.with_suffix(".json").is_file()
+            else {}
+        )
+        same_run = previous.get("command") == command
+        started_at = previous["started"] if same_run else "(reported from the partial file)"
         if len(finished) < len(tasks):
             subset = f"{len(finished)} of {len(tasks)} tasks in file order: the run was stopped"
             notes.append(
@@ -349,7 +357,11 @@ def main(argv: list[str] | None = None) -> int:
                 )
     meta = {
         "started": started_at,
-        "wall_seconds": sum(r["seconds"] for r in records) if args.report_only else time.monotonic() - wall,
+        "wall_seconds": (
+            (previous["wall_seconds"] if same_run else sum(r["seconds"] for r in records))
+            if args.report_only
+            else time.monotonic() - wall
+        ),
         "n_tasks": len({r["task_id"] for r in records}),
         "subset": subset,
         "policy": args.policy,
