@@ -256,11 +256,16 @@ def plot(result: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+def _with(stem: Path, suffix: str) -> Path:
+    """`stem` + `suffix`: model names hold dots ("qwen2.5-coder-1.5b"), which `Path.with_suffix` would cut."""
+    return stem.parent / f"{stem.name}{suffix}"
+
+
 def write(result: dict[str, Any], stem: Path) -> None:
     """The JSON, Markdown and PNG results."""
-    stem.with_suffix(".json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    stem.with_suffix(".md").write_text(markdown(result), encoding="utf-8")
-    plot(result, stem.with_suffix(".png"))
+    _with(stem, ".json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    _with(stem, ".md").write_text(markdown(result), encoding="utf-8")
+    plot(result, _with(stem, ".png"))
 
 
 def _run_arguments(argv: list[str]) -> list[str]:
@@ -313,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         policy_note = "middleware bands: UncertaintyMiddleware() defaults"
     RESULTS.mkdir(exist_ok=True)
     stem = RESULTS / f"agent_eval_{args.model}"
-    partial = stem.with_suffix(".partial.jsonl")
+    partial = _with(stem, ".partial.jsonl")
     started_at = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     wall = time.monotonic()
     records: list[dict[str, Any]] = []
@@ -327,9 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         }
         records = [r for r in records if r["task_id"] in finished]
         previous = (
-            json.loads(stem.with_suffix(".json").read_text(encoding="utf-8"))
-            if stem.with_suffix(".json").is_file()
-            else {}
+            json.loads(_with(stem, ".json").read_text(encoding="utf-8")) if _with(stem, ".json").is_file() else {}
         )
         same_run = previous.get("command") == command
         started_at = previous["started"] if same_run else "(reported from the partial file)"
