@@ -17,7 +17,8 @@ the chat model for u with `MetaSpiderChatModel.assess`, on the current question 
 results only (the last human message and what follows it, after the system prompt): the history of
 earlier turns does not raise u. The policy turns u into a route:
 
-- **answer** (u < answer_below): the call goes through; the model may still call tools itself.
+- **answer** (u < answer_below): the call goes through; the model may still call tools itself, until every
+  tool offered was called this turn or `max_steps` is reached: then it answers without tools.
 - **tool** (answer_below <= u < tool_below): the call is made with a tool required (`tool_choice="any"`)
   among the agent's tools not yet called this turn. When every tool offered was called already (or there
   is none), no tool is left to try: the turn answers from its tool results if it has any, and is refused
@@ -198,7 +199,7 @@ class UncertaintyMiddleware(AgentMiddleware[UncertaintyState, Any, Any]):
             if self.fallback is not None:
                 return self._respond(handler(request.override(model=self.fallback)), step)
             return self._respond(self._ask_human(request, handler(request), step), step)
-        return self._respond(handler(request), step)
+        return self._respond(handler(self._answering(request, step)), step)
 
     async def awrap_model_call(
         self,
@@ -218,7 +219,7 @@ class UncertaintyMiddleware(AgentMiddleware[UncertaintyState, Any, Any]):
             if self.fallback is not None:
                 return self._respond(await handler(request.override(model=self.fallback)), step)
             return self._respond(self._ask_human(request, await handler(request), step), step)
-        return self._respond(await handler(request), step)
+        return self._respond(await handler(self._answering(request, step)), step)
 
     def _step(self, request: ModelRequest[Any], uncertainty: Uncertainty) -> dict[str, Any]:
         turn = turn_view(request)
@@ -239,6 +240,18 @@ class UncertaintyMiddleware(AgentMiddleware[UncertaintyState, Any, Any]):
             "steps": steps,
             "uncertainty": uncertainty.as_dict(),
         }
+
+    def _answering(self, request: ModelRequest[Any], step: dict[str, Any]) -> ModelRequest[Any]:
+        """The request of an answer step. Once every tool offered was called this turn, or the step budget is
+        used up, the model answers without tools (`tool_choice="none"`), from the results it has: a model that
+        repeats a call cannot loop."""
+        turn = turn_view(request)
+        called = {m.name for m in turn if isinstance(m, ToolMessage)}
+        exhausted = bool(called) and all(_tool_name(t) in called for t in request.tools)
+        over_budget = self.max_steps is not None and step["steps"] >= self.max_steps
+        if request.tools and (exhausted or over_budget):
+            return request.override(tool_choice="none")
+        return request
 
     def _refusal(self, step: dict[str, Any], text: str | None = None) -> AIMessage:
         if text is None:

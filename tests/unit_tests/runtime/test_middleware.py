@@ -104,10 +104,46 @@ def test_tool_route_requires_a_tool_then_answers_from_its_result():
     assert CODE in state["messages"][-1].text
     assert [s["route"] for s in state["routing_log"]] == ["tool", "answer"]
     assert "answering from the tool results" in state["routing"]["reason"]
-    assert [g["tool_choice"] for g in model.generated] == ["any", None]
+    assert [g["tool_choice"] for g in model.generated] == ["any", "none"]  # every tool called: answer without
     assert sum(isinstance(m, ToolMessage) for m in state["messages"]) == 1
     second = model.assessed[1]
     assert [type(m).__name__ for m in second] == ["SystemMessage", "HumanMessage", "AIMessage", "ToolMessage"]
+
+
+@tool
+def vault_owner(vault: str) -> str:
+    """The owner of a vault."""
+    return "Ada"
+
+
+class RepeatingFake(AssessingFake):
+    """Calls the first tool whenever tools are bound and not switched off: a small model echoing its call."""
+
+    def _generate(self, messages: list[BaseMessage], stop=None, run_manager=None, **kwargs: Any) -> ChatResult:
+        tools = kwargs.get("tools") or []
+        self.generated.append({"tool_choice": kwargs.get("tool_choice"), "n_messages": len(messages)})
+        if tools and kwargs.get("tool_choice") != "none":
+            call = {"name": tools[0]["function"]["name"], "args": {"vault": "7"}, "id": f"c{len(self.generated)}"}
+            return ChatResult(generations=[ChatGeneration(message=AIMessage("", tool_calls=[call]))])
+        return ChatResult(generations=[ChatGeneration(message=AIMessage(f"The code is {messages[-1].text}."))])
+
+
+@pytest.mark.parametrize("scores", [[0.1], [0.6, 0.6]])
+def test_a_model_repeating_its_tool_call_cannot_loop(scores):
+    model = RepeatingFake(scores=scores)
+    state = run(model, UncertaintyMiddleware(answer_below=0.5, tool_below=0.9), tools=[vault_code])
+    assert sum(isinstance(m, ToolMessage) for m in state["messages"]) == 1
+    assert CODE in state["messages"][-1].text and not state["messages"][-1].tool_calls
+    assert model.generated[-1]["tool_choice"] == "none"
+
+
+def test_max_steps_ends_the_tool_calls_of_a_model_answering_on_its_own():
+    model = RepeatingFake(scores=[0.1])
+    middleware = UncertaintyMiddleware(answer_below=0.5, tool_below=0.9, max_steps=2)
+    state = run(model, middleware, tools=[vault_code, vault_owner])
+    assert len(model.generated) == 2  # one call, then the budget: an answer without tools
+    assert model.generated[-1]["tool_choice"] == "none"
+    assert not state["messages"][-1].tool_calls
 
 
 def test_tool_band_without_tools_refuses():
