@@ -1,0 +1,100 @@
+"""Score a wrapper on each topic's test split (the in-topic table), one `metaloom eval` per topic.
+
+    python benchmarks/in_topic_eval.py --run /work/runs/smollm2-135m --out benchmarks/results/mixture_smollm2-135m
+
+For every topic data set the run holds a test split of (`countries`, the open-question topics,
+`open-ended`, `conversations`), `metaloom eval --json` with the run's wrapper: AUROC of `wrapper` (u
+before the answer), `wrapper_post` (after it) and the baselines of both moments, the mean support, and
+the Doubter's text refusals (coverage, selective accuracy, and max-softmax probability's selective
+accuracy at the same coverage). Writes OUT/in_topic.{json,md}."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from metaspider.loom.topics.registry import CONVERSATIONS, OPEN_ENDED, QA_TOPICS
+
+METALOOM = Path(sys.executable).with_name("metaloom")
+TOPICS = ("countries", *QA_TOPICS, OPEN_ENDED, CONVERSATIONS)
+
+
+def in_topic(run: Path, topics: list[str], log: Path) -> dict[str, Any]:
+    """`metaloom eval --json` on each topic's test split: {topic: report}."""
+    reports = {}
+    for topic in topics:
+        command = ["eval", "--run", str(run), "--dataset", topic, "--split", "test", "--threads", "1", "--json"]
+        with log.open("a", encoding="utf-8") as err:
+            done = subprocess.run([str(METALOOM), *command], check=True, stdout=subprocess.PIPE, stderr=err, text=True)
+        reports[topic] = json.loads(done.stdout)
+        print(f"eval {topic}: done", file=sys.stderr)
+    return reports
+
+
+def table(model: str, reports: dict[str, Any], command: str) -> str:
+    """The in-topic table as Markdown: AUROC per method, the Doubter's coverage and selective accuracy."""
+    methods = ("wrapper", "wrapper_post", "msp_first", "entropy_first", "msp", "entropy", "p_true")
+    lines = [
+        f"# {model}: the run's wrapper on each topic's test split",
+        "",
+        f"Command: `{command}`",
+        "",
+        "AUROC of each method for detecting wrong answers (`wrapper`: u before the answer, blended toward its "
+        "fallback where support is low; `wrapper_post`: u after the answer), mean support, and the Doubter's "
+        "text refusals: coverage, selective accuracy, and max-softmax probability's (`msp`) selective accuracy "
+        "at the same coverage.",
+        "",
+        "| topic | n | acc | support | " + " | ".join(methods) + " | Doubter coverage | sel. acc | msp at same cov. |",
+        "|" + "---|" * (len(methods) + 7),
+    ]
+    for topic, report in reports.items():
+        auroc = [_fmt((report["methods"].get(m) or {}).get("auroc")) for m in methods]
+        doubter = report["methods"].get("doubter") or {}
+        support = (report.get("support") or {}).get("mean")
+        lines.append(
+            f"| {topic} | {report['n']} | {report['base_accuracy']:.2f} | {_fmt(support)} | "
+            + " | ".join(auroc)
+            + f" | {_pct(doubter.get('coverage'))} | {_pct(doubter.get('selective_accuracy_at_own_coverage'))}"
+            + f" | {_pct(doubter.get('msp_selective_accuracy_at_same_coverage'))} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None or value != value else f"{value:.3f}"
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None or value != value else f"{100 * value:.1f} %"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, required=True, help="A run folder with a trained wrapper")
+    parser.add_argument("--out", type=Path, required=True, help="Folder for in_topic.{json,md}")
+    args = parser.parse_args()
+    command = "python benchmarks/in_topic_eval.py " + shlex.join(sys.argv[1:])
+    topics = [t for t in TOPICS if (args.run / "collect" / t / "test").is_dir()]
+    model = json.loads((args.run / "run.json").read_text(encoding="utf-8"))["model"]
+    args.out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    reports = in_topic(args.run, topics, args.out / "eval.log")
+    payload = {
+        "command": command,
+        "model": model,
+        "eval_seconds": round(time.perf_counter() - start, 1),
+        "topics": reports,
+    }
+    (args.out / "in_topic.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    (args.out / "in_topic.md").write_text(table(model, reports, command), encoding="utf-8")
+    print(f"wrote {args.out}/in_topic.{{json,md}}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
