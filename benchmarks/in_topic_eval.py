@@ -1,6 +1,7 @@
 """Score a wrapper on each topic's test split (the in-topic table), one `metaloom eval` per topic.
 
-    python benchmarks/in_topic_eval.py --run /work/runs/smollm2-135m --out benchmarks/results/mixture_smollm2-135m
+    python benchmarks/in_topic_eval.py --run /work/runs/smollm2-135m --out benchmarks/results/mixture_smollm2-135m \\
+        --limit 40
 
 For every topic data set the run holds a test split of (`countries`, the open-question topics,
 `open-ended`, `conversations`), `metaloom eval --json` with the run's wrapper: AUROC of `wrapper` (u
@@ -25,11 +26,14 @@ METALOOM = Path(sys.executable).with_name("metaloom")
 TOPICS = ("countries", *QA_TOPICS, OPEN_ENDED, CONVERSATIONS)
 
 
-def in_topic(run: Path, topics: list[str], log: Path) -> dict[str, Any]:
-    """`metaloom eval --json` on each topic's test split: {topic: report}."""
+def in_topic(run: Path, topics: list[str], log: Path, limit: int | None = None) -> dict[str, Any]:
+    """`metaloom eval --json` on each topic's test split (`limit`: the hash-picked sample `collect --limit`
+    stored, so nothing new is collected): {topic: report}."""
     reports = {}
     for topic in topics:
         command = ["eval", "--run", str(run), "--dataset", topic, "--split", "test", "--threads", "1", "--json"]
+        if limit is not None:
+            command += ["--limit", str(limit)]
         with log.open("a", encoding="utf-8") as err:
             done = subprocess.run([str(METALOOM), *command], check=True, stdout=subprocess.PIPE, stderr=err, text=True)
         reports[topic] = json.loads(done.stdout)
@@ -78,13 +82,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, required=True, help="A run folder with a trained wrapper")
     parser.add_argument("--out", type=Path, required=True, help="Folder for in_topic.{json,md}")
+    parser.add_argument("--limit", type=int, default=None, help="Questions per test split (as collected)")
     args = parser.parse_args()
     command = "python benchmarks/in_topic_eval.py " + shlex.join(sys.argv[1:])
     topics = [t for t in TOPICS if (args.run / "collect" / t / "test").is_dir()]
     model = json.loads((args.run / "run.json").read_text(encoding="utf-8"))["model"]
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    reports = in_topic(args.run, topics, args.out / "eval.log")
+    reports = in_topic(args.run, topics, args.out / "eval.log", args.limit)
     payload = {
         "command": command,
         "model": model,
