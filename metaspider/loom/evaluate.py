@@ -91,8 +91,11 @@ def evaluate(
     report = build_report(correct, msp_u, entropy_u, u, replies, manifest)
     if not np.isnan(scores.u_post).all():
         baselines["wrapper_post"] = scores.u_post
+    raw = {name: _doubt(data, *BASELINES[name]) for name in baselines if name in BASELINES}
     report["methods"] |= {
-        name: _ranking(score[keep], correct[keep], with_auroc=True) | {"n": int(keep.sum())}
+        name: _ranking(raw.get(name, score)[keep], correct[keep], with_auroc=True)
+        | _calibration(score[keep], correct[keep])
+        | {"n": int(keep.sum())}
         for name, score in baselines.items()
         if (keep := ~np.isnan(score)).any()
     }
@@ -281,6 +284,12 @@ def _baselines(run: RunFolder, dataset: str, split: str, data: Collected) -> tup
                 continue
         out[name] = raw if flip else 1 - np.exp(-raw)
     return out, f"{dataset}/val" if fitted else None
+
+
+def _calibration(score: np.ndarray, correct: np.ndarray) -> dict[str, float]:
+    """ECE and Brier of a probability score (the ranking metrics of a baseline come from its raw values: a
+    Platt fit on a small, perfectly separated val split saturates and would tie every score)."""
+    return {"ece": metrics.ece(np.clip(score, 0, 1), correct), "brier": metrics.brier(np.clip(score, 0, 1), correct)}
 
 
 def _doubt(data: Collected, field: str, flip: bool) -> np.ndarray:
