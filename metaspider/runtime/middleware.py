@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import operator
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Annotated, Any, NotRequired, Protocol, runtime_checkable
 
@@ -67,6 +68,8 @@ BASELINE_THRESHOLDS = Thresholds(answer_below=0.5, tool_below=0.9, source="basel
 of the first answer token: answer below 0.5, a tool (if any) up to 0.9, refuse above."""
 
 REFUSAL = "I'm not sure enough to answer that."
+REPEATED_CALLS = 2
+"""Calls of one tool in a turn after which an answer step gets no tools: the model is repeating itself."""
 
 
 @runtime_checkable
@@ -233,23 +236,31 @@ class UncertaintyMiddleware(AgentMiddleware[UncertaintyState, Any, Any]):
         route, reason = decision.route, decision.reason
         if route == "tool" and self.max_steps is not None and steps >= self.max_steps:
             route, reason = "refuse", f"{reason}; the step budget (max_steps={self.max_steps}) is used up"
+        thresholds = self.policy(uncertainty, request.model) if uncertainty.score is not None else None
+        from_tool_results = (
+            route == "answer" and thresholds is not None and uncertainty.score >= thresholds.answer_below
+        )
         return {
             "route": route,
             "u": uncertainty.score,
             "reason": reason,
             "steps": steps,
             "uncertainty": uncertainty.as_dict(),
+            "from_tool_results": from_tool_results,
         }
 
     def _answering(self, request: ModelRequest[Any], step: dict[str, Any]) -> ModelRequest[Any]:
-        """The request of an answer step. Once every tool offered was called this turn, or the step budget is
-        used up, the model answers without tools (`tool_choice="none"`), from the results it has: a model that
-        repeats a call cannot loop."""
+        """The request of an answer step. The model answers without tools (`tool_choice="none"`), from the
+        results it has, when the step answers from tool results in the tool band (every tool was tried), when
+        it already called one tool twice this turn (a model repeating its call would loop), or when the step
+        budget is used up. Otherwise the model may still call a tool itself, once more than before: small
+        models often call a tool a second time before they answer from its result, and without tools in the
+        prompt some write the call out as text instead of answering."""
         turn = turn_view(request)
-        called = {m.name for m in turn if isinstance(m, ToolMessage)}
-        exhausted = bool(called) and all(_tool_name(t) in called for t in request.tools)
+        calls = Counter(m.name for m in turn if isinstance(m, ToolMessage))
+        repeated = max(calls.values(), default=0) >= REPEATED_CALLS
         over_budget = self.max_steps is not None and step["steps"] >= self.max_steps
-        if request.tools and (exhausted or over_budget):
+        if request.tools and (step.get("from_tool_results") or repeated or over_budget):
             return request.override(tool_choice="none")
         return request
 
