@@ -236,9 +236,9 @@ class UncertaintyMiddleware(AgentMiddleware[UncertaintyState, Any, Any]):
         route, reason = decision.route, decision.reason
         if route == "tool" and self.max_steps is not None and steps >= self.max_steps:
             route, reason = "refuse", f"{reason}; the step budget (max_steps={self.max_steps}) is used up"
-        thresholds = self.policy(uncertainty, request.model) if uncertainty.score is not None else None
+        score = uncertainty.score
         from_tool_results = (
-            route == "answer" and thresholds is not None and uncertainty.score >= thresholds.answer_below
+            route == "answer" and score is not None and score >= self.policy(uncertainty, request.model).answer_below
         )
         return {
             "route": route,
