@@ -5,6 +5,7 @@ Ctrl-D or /exit leaves. The conversation lives in the spec's memory, so the next
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -34,6 +35,7 @@ HELP = f"""\
 
 def run_repl(spec: AgentSpec, thread_id: str | None, console: Console | None = None) -> None:
     """The agent REPL (`metaspider agent run SPEC`): load the spec's model, then read questions and commands."""
+    _listen_for_ctrl_c()
     console = console or Console(highlight=False)
     with console.status(f"loading {spec.model}…"):
         session = AgentSession(spec, thread_id)
@@ -255,3 +257,10 @@ def uncertainty_bar(score: float | None, thresholds: Thresholds) -> Text:
 def _short(text: str, limit: int = 100) -> str:
     text = " ".join(text.split())
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _listen_for_ctrl_c() -> None:
+    """Ctrl-C cancels an answer. A process started as a background job of a script (`cmd &`) inherits SIGINT
+    ignored, and Python then leaves it ignored: the REPL takes it back so Ctrl-C works however it was started."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
