@@ -20,7 +20,8 @@ resumed and the task counts as escalated. The tasks are interleaved (task 1 on e
 so machine load hits the agents alike. Grading: `agent_eval_scoring.py`; tasks: `agent_eval_tasks.py`.
 
 Writes benchmarks/results/agent_eval_<model>.{json,md,png}; every finished task is appended to
-agent_eval_<model>.partial.jsonl first, so an interrupted run is reported with `--report-only`."""
+agent_eval_<model>.partial.jsonl first, so an interrupted run is reported with `--report-only`, or
+continued with `--resume` (the same arguments; pairs already in the file are skipped)."""
 
 from __future__ import annotations
 
@@ -269,7 +270,7 @@ def write(result: dict[str, Any], stem: Path) -> None:
 
 
 def _run_arguments(argv: list[str]) -> list[str]:
-    """The arguments of the run itself: without `--report-only` and `--note` (a report of a run names the run)."""
+    """The arguments of the run itself: without `--report-only`, `--resume` and `--note` (a report names the run)."""
     kept: list[str] = []
     skip = False
     for arg in argv:
@@ -277,7 +278,7 @@ def _run_arguments(argv: list[str]) -> list[str]:
             skip = False
         elif arg == "--note":
             skip = True
-        elif arg != "--report-only" and not arg.startswith("--note="):
+        elif arg not in ("--report-only", "--resume") and not arg.startswith("--note="):
             kept.append(arg)
     return kept
 
@@ -292,6 +293,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--policy", choices=("spec", "default"), default="spec")
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument("--report-only", action="store_true", help="write the report from the partial file")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="keep the partial file and run only the (task, agent) pairs it lacks: a long run over several sessions",
+    )
     parser.add_argument("--note", action="append", default=[], help="a line for the report's notes (repeatable)")
     args = parser.parse_args(argv)
     command = "python benchmarks/agent_eval.py " + shlex.join(_run_arguments(sys.argv[1:] if argv is None else argv))
@@ -344,9 +350,17 @@ def main(argv: list[str] | None = None) -> int:
             )
     else:
         agents = build_agents(args.model, names, args.threads, args.policy, args.max_tokens)
-        partial.write_text("", encoding="utf-8")
+        if args.resume and partial.is_file():
+            records = [json.loads(line) for line in partial.read_text(encoding="utf-8").splitlines() if line.strip()]
+            records = [r for r in records if r["agent"] in names and r["task_id"] in {t.id for t in tasks}]
+            notes.append("resumed: the tasks ran in more than one process, so wall_seconds sums the task times")
+        else:
+            partial.write_text("", encoding="utf-8")
+        done = {(r["task_id"], r["agent"]) for r in records}
         for i, task in enumerate(tasks, 1):
             for name, agent in agents.items():
+                if (task.id, name) in done:
+                    continue
                 result = run_task(agent, name, task)
                 record = {"agent": name, **result.as_dict()}
                 records.append(record)
@@ -363,6 +377,8 @@ def main(argv: list[str] | None = None) -> int:
         "wall_seconds": (
             (previous["wall_seconds"] if same_run else sum(r["seconds"] for r in records))
             if args.report_only
+            else sum(r["seconds"] for r in records)
+            if args.resume
             else time.monotonic() - wall
         ),
         "n_tasks": len({r["task_id"] for r in records}),

@@ -293,13 +293,22 @@ def _calibration(score: np.ndarray, correct: np.ndarray) -> dict[str, float]:
 
 
 def _doubt(data: Collected, field: str, flip: bool) -> np.ndarray:
-    values = np.array([np.nan if r.get(field) is None else float(r[field]) for r in data.records])
+    values = data.field(field)
     return 1 - values if flip else values
 
 
 def platt(x: np.ndarray, wrong: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-    """A baseline's Platt map fitted to 0/1 labels (monotone in x): its ECE and Brier become comparable with u's."""
-    a, b = fit_platt(x, wrong)
+    """A baseline's Platt map fitted to 0/1 labels (monotone in x): its ECE and Brier become comparable with u's.
+
+    When x separates val's right and wrong answers perfectly (a small val split can), the likelihood has no
+    maximum and the map would saturate to 0 and 1, tying every score; Platt's smoothed targets
+    ((n+ + 1) / (n+ + 2) and 1 / (n- + 2)) keep it finite then."""
+    x, wrong = np.asarray(x, dtype=np.float64), np.asarray(wrong, dtype=bool)
+    targets = wrong.astype(np.float64)
+    if wrong.any() and (~wrong).any() and (x[wrong].min() > x[~wrong].max() or x[wrong].max() < x[~wrong].min()):
+        n_wrong, n_right = int(wrong.sum()), int((~wrong).sum())
+        targets = np.where(wrong, (n_wrong + 1) / (n_wrong + 2), 1 / (n_right + 2))
+    a, b = fit_platt(x, targets)
     if a <= 0:  # a baseline that ranks backwards keeps its own order: Platt must not flip it
         a = 1e-6
     return lambda v: expit(a * np.asarray(v) + b)

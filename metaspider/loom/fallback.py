@@ -131,6 +131,58 @@ def fit_post_head(
     return PostHead(mean, scale, coef, intercept, stack)
 
 
+@dataclass(frozen=True)
+class Parts:
+    """The support model and the fallbacks fitted beside one stage-A encoder; the post-answer parts are
+    None when the collect has no post-answer activations."""
+
+    support: Support
+    fallback: Logistic
+    post: PostHead | None = None
+    fallback_post: Logistic | None = None
+
+
+def fit_parts(
+    train_h: np.ndarray,
+    val_h: np.ndarray,
+    train_wrong: np.ndarray,
+    val_wrong: np.ndarray,
+    val_first: tuple[np.ndarray, np.ndarray],
+    post: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None,
+) -> Parts | None:
+    """Fit the support on bottleneck vectors `train_h`/`val_h`, the first-token fallback on val's
+    (msp_first, entropy_first) `val_first`, and, given `post` = (train acts_post, val acts_post, val msp,
+    val entropy), the post-answer head and its fallback. Val questions without the baseline values (NaN)
+    are left out of the fits that need them; None when no val question has first-token values (older
+    collects), so neither `metaloom train` nor `lotocv` can fit a fallback."""
+    first = support_math.baseline_features(*val_first)
+    has_first = np.isfinite(first).all(axis=1)
+    if not has_first.any():
+        return None
+    parts = Parts(fit_support(train_h, val_h), fit_logistic(first[has_first], val_wrong[has_first]))
+    if post is None:
+        return parts
+    train_post, val_post, val_msp, val_entropy = post
+    answer = support_math.baseline_features(val_msp, val_entropy)
+    usable = np.isfinite(answer).all(axis=1)
+    if not usable.any():
+        return parts
+    head = fit_post_head(
+        train_post, train_wrong, val_post[usable], val_wrong[usable], val_msp[usable], val_entropy[usable]
+    )
+    return Parts(parts.support, parts.fallback, head, fit_logistic(answer[usable], val_wrong[usable]))
+
+
+def bottleneck_vectors(wrapper: Any, acts: np.ndarray) -> np.ndarray:
+    """The confidence head's bottleneck vectors of read activations `acts` [N, R, d] (the space support
+    is measured in)."""
+    import torch
+
+    with torch.no_grad():
+        x = torch.as_tensor(np.asarray(acts, dtype=np.float32))
+        return torch.cat([wrapper.confidence.bottleneck(wrapper.encode(c)) for c in x.split(256)]).numpy()
+
+
 def with_support_and_post(
     wrapper: Any,
     columns: list[int],
@@ -147,23 +199,18 @@ def with_support_and_post(
     from metaspider.core.wrapper.config import WrapperConfig
     from metaspider.core.wrapper.torch_module import MetaWrapper
 
-    def field(data: Collected, key: str) -> np.ndarray:
-        return np.array([np.nan if r.get(key) is None else float(r[key]) for r in data.records])
-
-    def bottleneck(data: Collected) -> np.ndarray:
-        with torch.no_grad():
-            x = torch.as_tensor(np.asarray(data.acts[:, columns], dtype=np.float32))
-            return torch.cat([wrapper.confidence.bottleneck(wrapper.encode(c)) for c in x.split(256)]).numpy()
-
-    train_wrong, val_wrong = ~train.labels("correct"), ~val.labels("correct")
-    first = support_math.baseline_features(field(val, "msp_first"), field(val, "entropy_first"))
-    has_first = np.isfinite(first).all(axis=1)
     has_post = train.acts_post is not None and val.acts_post is not None
-    summary: dict[str, Any] = {}
-    if not has_first.any():
+    parts = fit_parts(
+        bottleneck_vectors(wrapper, train.acts[:, columns]),
+        bottleneck_vectors(wrapper, val.acts[:, columns]),
+        ~train.labels("correct"),
+        ~val.labels("correct"),
+        (val.field("msp_first"), val.field("entropy_first")),
+        (train.acts_post, val.acts_post, val.field("msp"), val.field("entropy")) if has_post else None,
+    )
+    if parts is None:
         return wrapper, {"support": "not fitted: the collect has no first-token values"}
-    support = fit_support(bottleneck(train), bottleneck(val))
-    fallback = fit_logistic(first[has_first], val_wrong[has_first])
+    support, fallback = parts.support, parts.fallback
     update: dict[str, Any] = {"support": True}
     tensors = {
         "support.mean": support.mean,
@@ -172,19 +219,11 @@ def with_support_and_post(
         "fallback.coef": fallback.coef,
         "fallback.intercept": np.array([fallback.intercept]),
     }
-    summary["support"] = {"center": support.center, "width": support.width, "quantile": SUPPORT_QUANTILE}
-    if has_post:
-        answer = support_math.baseline_features(field(val, "msp"), field(val, "entropy"))
-        usable = np.isfinite(answer).all(axis=1)
-        head = fit_post_head(
-            train.acts_post,
-            train_wrong,
-            val.acts_post[usable],
-            val_wrong[usable],
-            field(val, "msp")[usable],
-            field(val, "entropy")[usable],
-        )
-        fallback_post = fit_logistic(answer[usable], val_wrong[usable])
+    summary: dict[str, Any] = {
+        "support": {"center": support.center, "width": support.width, "quantile": SUPPORT_QUANTILE}
+    }
+    if parts.post is not None and parts.fallback_post is not None:
+        head = parts.post
         update["post_layers"] = tuple(collected_layers)
         tensors |= {
             "post.mean": head.mean,
@@ -192,8 +231,8 @@ def with_support_and_post(
             "post.coef": head.coef,
             "post.intercept": head.intercept,
             "post.stack": np.append(head.stack.coef, head.stack.intercept),
-            "fallback_post.coef": fallback_post.coef,
-            "fallback_post.intercept": np.array([fallback_post.intercept]),
+            "fallback_post.coef": parts.fallback_post.coef,
+            "fallback_post.intercept": np.array([parts.fallback_post.intercept]),
         }
         summary["post_layers"] = list(collected_layers)
     config = WrapperConfig.from_dict(wrapper.config.to_dict() | update)

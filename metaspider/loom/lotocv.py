@@ -96,16 +96,15 @@ def load_pool(runs: Sequence[RunFolder], by: str = "auto") -> Pool:
         )
     datasets = {name for name, _, _ in parts}
     by_subject = by == "subject" or (by == "auto" and len(datasets) == 1)
-    topic, origin, split, records = [], [], [], []
+    topic, origin, split = [], [], []
     for name, split_name, data in parts:
         for record in data.records:
             topic.append(str(record.get("subject")) if by_subject else name)
             origin.append(conversation_origin(record["id"]) or topic[-1])
             split.append(split_name)
-            records.append(record)
     with_post = all(data.acts_post is not None for _, _, data in parts)
     fields = {
-        key: np.array([_number(record.get(key)) for record in records])
+        key: np.concatenate([data.field(key) for _, _, data in parts])
         for key in ("msp", "entropy", "msp_first", "entropy_first", "p_true", "consistency")
     }
     return Pool(
@@ -113,7 +112,7 @@ def load_pool(runs: Sequence[RunFolder], by: str = "auto") -> Pool:
         topic=np.array(topic),
         origin=np.array(origin),
         split=np.array(split),
-        correct=np.array([bool(record["correct"]) for record in records]),
+        correct=np.concatenate([data.labels("correct").astype(bool) for _, _, data in parts]),
         acts=np.concatenate([data.acts for _, _, data in parts]),
         acts_post=np.concatenate([data.acts_post for _, _, data in parts]) if with_post else None,
         fields=fields,
@@ -124,10 +123,6 @@ def conversation_origin(item_id: str) -> str | None:
     """The topic of a conversation item's final question ("conversations:TOPIC:..."), else None."""
     parts = item_id.split(":")
     return parts[1] if parts[0] == "conversations" and len(parts) > 2 else None
-
-
-def _number(value: Any) -> float:
-    return float("nan") if value is None else float(value)
 
 
 def baseline_scores(fields: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -204,70 +199,46 @@ def train_wrapper(
     return wrapper, columns
 
 
-def wrapper_scores(
-    config: RunConfig,
-    train_x: np.ndarray,
-    train_wrong: np.ndarray,
-    val_x: np.ndarray,
-    val_wrong: np.ndarray,
-    test_x: np.ndarray,
-    settings: StageASettings | None = None,
-) -> np.ndarray:
-    """u on `test_x` from a stage A trained by `train_wrapper`."""
-    import torch
-
-    from metaspider.loom.stage_a import confidence_logits
-
-    wrapper, columns = train_wrapper(config, train_x, train_wrong, val_x, val_wrong, settings)
-    return torch.sigmoid(confidence_logits(wrapper, test_x[:, columns])).numpy()
-
-
 def fallback_scores(
     pool: Pool, wrapper: Any, columns: list[int], train: np.ndarray, val: np.ndarray, test: np.ndarray
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The wrapper's signals with support and fallback on the `test` questions, fitted on `train` and
-    `val` as `metaloom train` fits them: ({method: doubt score}, support per test question)."""
-    import torch
-
+    `val` by the same `fit_parts` as `metaloom train`: ({method: doubt score}, support per test question)."""
     from metaspider.core.wrapper.support import baseline_features, blend
-    from metaspider.loom.fallback import fit_logistic, fit_post_head, fit_support
+    from metaspider.loom.fallback import bottleneck_vectors, fit_logistic, fit_parts
     from metaspider.loom.stage_a import confidence_logits
 
-    wrong = ~pool.correct
+    wrong, fields, post = ~pool.correct, pool.fields, pool.acts_post
+    logit_val, logit_test = (confidence_logits(wrapper, pool.acts[mask][:, columns]).numpy() for mask in (val, test))
+    # The stage-A wrapper's u is Platt-scaled on val, as `metaloom train` stores it.
+    u_test = fit_logistic(logit_val[:, None], wrong[val])(logit_test[:, None])
+    parts = fit_parts(
+        *(bottleneck_vectors(wrapper, pool.acts[mask][:, columns]) for mask in (train, val)),
+        wrong[train],
+        wrong[val],
+        (fields["msp_first"][val], fields["entropy_first"][val]),
+        None if post is None else (post[train], post[val], fields["msp"][val], fields["entropy"][val]),
+    )
+    if parts is None:
+        return {}, np.full(int(test.sum()), np.nan)
+    support = parts.support(bottleneck_vectors(wrapper, pool.acts[test][:, columns]))
 
-    def bottleneck(mask: np.ndarray) -> np.ndarray:
-        with torch.no_grad():
-            x = torch.as_tensor(pool.acts[mask][:, columns].astype(np.float32))
-            return torch.cat([wrapper.confidence.bottleneck(wrapper.encode(c)) for c in x.split(256)]).numpy()
-
-    logits = {
-        name: confidence_logits(wrapper, pool.acts[mask][:, columns]).numpy()
-        for name, mask in (("val", val), ("test", test))
-    }
-    platt = fit_logistic(logits["val"][:, None], wrong[val])
-    u_test = platt(logits["test"][:, None])
-    support = fit_support(bottleneck(train), bottleneck(val))(bottleneck(test))
-
-    def fallback(msp_key: str, entropy_key: str, own: np.ndarray) -> np.ndarray:
+    def fallback(model: Any, msp_key: str, entropy_key: str, own: np.ndarray) -> np.ndarray:
         """The fallback's P(wrong) on test; where a question lacks the baseline values (older collects),
         the wrapper's own score, so the blend leaves it unchanged."""
-        features = baseline_features(pool.fields[msp_key], pool.fields[entropy_key])
-        usable = val & np.isfinite(features).all(axis=1)
-        if not usable.any():
-            return own
-        model = fit_logistic(features[usable], wrong[usable])
-        finite = np.isfinite(features[test]).all(axis=1)
-        return np.where(finite, model(np.nan_to_num(features[test], nan=0.0)), own)
+        features = baseline_features(fields[msp_key][test], fields[entropy_key][test])
+        finite = np.isfinite(features).all(axis=1)
+        return np.where(finite, model(np.nan_to_num(features, nan=0.0)), own)
 
-    scores = {"wrapper_fallback": blend(u_test, fallback("msp_first", "entropy_first", u_test), support)}
-    if pool.acts_post is not None:
-        post, msp, entropy = pool.acts_post, pool.fields["msp"], pool.fields["entropy"]
-        head = fit_post_head(post[train], wrong[train], post[val], wrong[val], msp[val], entropy[val])
-        u_post = head(post[test], msp[test], entropy[test])
+    scores = {
+        "wrapper_fallback": blend(u_test, fallback(parts.fallback, "msp_first", "entropy_first", u_test), support)
+    }
+    if post is not None and parts.post is not None:
+        u_post = parts.post(post[test], fields["msp"][test], fields["entropy"][test])
         scores |= {
-            "probe_post": head.probe(post[test]),
+            "probe_post": parts.post.probe(post[test]),
             "wrapper_post": u_post,
-            "wrapper_post_fallback": blend(u_post, fallback("msp", "entropy", u_post), support),
+            "wrapper_post_fallback": blend(u_post, fallback(parts.fallback_post, "msp", "entropy", u_post), support),
         }
     return scores, support
 

@@ -72,6 +72,11 @@ class Collected:
         """One record field as an array (e.g. "correct", "msp") in item order."""
         return np.array([record[key] for record in self.records])
 
+    def field(self, key: str) -> np.ndarray:
+        """A numeric record field as floats in item order, NaN where a record lacks it (a baseline an
+        older collect did not store)."""
+        return np.array([np.nan if record.get(key) is None else float(record[key]) for record in self.records])
+
     def read_layers(self, collected: tuple[int, ...], wanted: tuple[int, ...]) -> Collected:
         """The same records with only the `wanted` read layers (a wrapper may read a subset of what the run
         collected)."""

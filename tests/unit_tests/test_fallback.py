@@ -74,3 +74,22 @@ def test_torch_and_numpy_bottlenecks_agree():
         expected = module.confidence.bottleneck(module.encode(torch.as_tensor(acts)[None]))[0].numpy()
     got = numpy_wrapper.bottleneck(numpy_wrapper.encode(acts))
     assert np.allclose(got, expected, atol=1e-4)
+
+
+def test_baseline_platt_map_stays_strictly_monotone_on_a_separated_val_split():
+    """A val split the baseline separates perfectly must not saturate the map into ties on test."""
+    from metaspider.loom.evaluate import platt
+
+    val_x = np.array([0.1, 0.2, 0.3, 0.7, 0.8, 0.9])
+    val_wrong = np.array([False, False, False, True, True, True])
+    mapped = platt(val_x, val_wrong)(np.linspace(0.0, 1.0, 21))
+    assert np.all(np.diff(mapped) > 0)
+    assert 0.0 < mapped.min() and mapped.max() < 1.0
+
+
+def test_record_fields_read_as_floats_with_nan_for_missing_values():
+    from metaspider.loom.run_folder import Collected
+
+    data = Collected([{"msp": 0.5}, {"msp": None}, {}], np.zeros((3, 1, 2)), None)
+    values = data.field("msp")
+    assert values[0] == 0.5 and np.isnan(values[1]) and np.isnan(values[2])
