@@ -315,19 +315,18 @@ def platt(x: np.ndarray, wrong: np.ndarray) -> Callable[[np.ndarray], np.ndarray
 
 
 def _run_config(run: RunFolder, manifest: WrapperManifest) -> RunConfig:
+    """The run's collect settings; a new run folder collects every block the wrapper reads, before the
+    answer (`read_layers`) and after it (`post_layers`)."""
+    needed = tuple(sorted(set(manifest.config.read_layers) | set(manifest.config.post_layers)))
     if run.has_config():
         config = run.config()
-        if config.fingerprint != manifest.base_fingerprint or not set(manifest.config.read_layers) <= set(
-            config.read_layers
-        ):
+        if config.fingerprint != manifest.base_fingerprint or not set(needed) <= set(config.read_layers):
             raise MetaspiderError(
                 f"{run.path} was collected for {config.model} with layers {list(config.read_layers)}; the wrapper "
-                f"needs {manifest.base_model} with layers {list(manifest.config.read_layers)}: use another --run folder"
+                f"needs {manifest.base_model} with layers {list(needed)}: use another --run folder"
             )
         return config
-    return RunConfig(
-        manifest.base_model, manifest.base_fingerprint, manifest.config.read_layers, manifest.config.inject_layers, None
-    )
+    return RunConfig(manifest.base_model, manifest.base_fingerprint, needed, manifest.config.inject_layers, None)
 
 
 def _select(data: Collected, items: list[Item]) -> Collected:

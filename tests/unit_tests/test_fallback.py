@@ -93,3 +93,17 @@ def test_record_fields_read_as_floats_with_nan_for_missing_values():
     data = Collected([{"msp": 0.5}, {"msp": None}, {}], np.zeros((3, 1, 2)), None)
     values = data.field("msp")
     assert values[0] == 0.5 and np.isnan(values[1]) and np.isnan(values[2])
+
+
+def test_a_new_eval_run_collects_the_post_answer_blocks_too(tmp_path):
+    """eval on a fresh run folder must collect every block the wrapper reads, after the answer as well."""
+    from metaspider.core.wrapper.config import WrapperConfig
+    from metaspider.core.wrapper.folder import WrapperManifest
+    from metaspider.loom.evaluate import _run_config
+    from metaspider.loom.run_folder import RunFolder
+
+    config = WrapperConfig(
+        d_model=64, read_layers=(2, 3), inject_layers=(4, 5), bottleneck=32, n_heads=2, post_layers=(1, 3, 5)
+    )
+    manifest = WrapperManifest(base_fingerprint="sha256:0", base_model="m", config=config)
+    assert _run_config(RunFolder(tmp_path / "new"), manifest).read_layers == (1, 2, 3, 5)
