@@ -18,7 +18,7 @@ from metaspider.errors import MetaspiderError
 
 REPO = Path(__file__).resolve().parents[1]
 KB_FOLDER = REPO / "agents" / "kb"
-QA_SPEC = REPO / "agents" / "qa.yaml"
+QA_SPEC = REPO / "agents" / "qa-small.yaml"
 # The top-level runner on the agent sub-app: exactly how `metaspider agent` reports errors.
 AGENT_CLI = "from metaspider.cli import _run; from metaspider.graph.cli import agent_app; _run(agent_app)"
 PASSED_ON = ("METASPIDER_HOME", "HF_HUB_OFFLINE", "PIP_NO_INDEX")
@@ -62,7 +62,7 @@ def default_wrapper_shipped() -> bool:
 
 
 def qa_spec_copy(folder: Path) -> Path:
-    """agents/qa.yaml with its memory in `folder`; on the bare model until the default wrapper ships."""
+    """agents/qa-small.yaml (the shipped agent on the small model) with its memory in `folder`."""
     spec = yaml.safe_load(QA_SPEC.read_text(encoding="utf-8"))
     spec["memory"] = str(folder / "qa.sqlite")
     spec["tools"] = [

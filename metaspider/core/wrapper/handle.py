@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from metaspider.core.wrapper.runtime import WrapperRuntime
     from metaspider.core.wrapper.torch_module import MetaWrapper
 
-SHIPPED_WRAPPERS = {"smollm2-135m": "smollm2-135m-doubter"}
+SHIPPED_WRAPPERS = {"smollm2-135m": "smollm2-135m-doubter", "qwen2.5-coder-1.5b": "qwen2.5-coder-1.5b-doubter"}
 """Registry model name → the wrapper folder shipped in `metaspider/wrappers/` for it ("default")."""
 
 DEFAULT = "default"
