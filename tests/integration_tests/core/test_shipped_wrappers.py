@@ -19,6 +19,7 @@ QUESTION = "What is the capital of France?\nAnswer in a few words."
 def test_shipped_wrapper_answers_and_reports_its_uncertainty(model):
     manifest = Wrapper.open("default", model=model).manifest
     llm = MetaSpiderChatModel(model=model, wrapper="default", n_threads=1, max_tokens=24)
+    assessed = llm.assess([HumanMessage(QUESTION)])
     reply = llm.invoke([HumanMessage(QUESTION)])
     uncertainty = reply.response_metadata["uncertainty"]
     assert 0.0 <= uncertainty["score"] <= 1.0
@@ -28,5 +29,6 @@ def test_shipped_wrapper_answers_and_reports_its_uncertainty(model):
         assert 0.0 <= uncertainty["support"] <= 1.0
         if manifest.config.post_layers and uncertainty["decision"] == "answer":
             assert 0.0 <= uncertainty["score_post"] <= 1.0
-    # assess() is the same pass 1 the answer ran: the same u.
-    assert abs(llm.assess([HumanMessage(QUESTION)]).score - uncertainty["score"]) < 1e-6
+    # assess() is the pass 1 the answer runs: the same u, up to llama.cpp's rounding between a prompt read
+    # in one batch and one continued from the cache.
+    assert abs(assessed.score - uncertainty["score"]) < 1e-3
