@@ -44,6 +44,7 @@ from metaspider.errors import ContextOverflowError, MetaspiderError
 from metaspider.runtime.engine import Engine, get_engine
 from metaspider.runtime.tool_calls import (
     ToolCall,
+    call_json,
     call_schema,
     has_native_tool_calls,
     parse_tool_calls,
@@ -340,13 +341,29 @@ class MetaSpiderChatModel(BaseChatModel):
         json_calls = not native or not _turn_has_tool_results(messages)
         request = _Request(engine, model, rendered, None, [], "text", None, params, logprobs, json_calls)
         if tools and choice != "none":
-            return _with_tools(request, tools, choice, native)
+            return replace(
+                _with_tools(request, tools, choice, native), without_tools=request, answered=_turn_calls(messages)
+            )
         response_format = kwargs.get("response_format")
         if response_format:
             return _with_response_format(request, response_format)
         return request
 
     def _generate_locked(self, request: _Request, deadline: float | None) -> Generator[AIMessageChunk, None, None]:
+        """One reply. After a tool result in this turn, a reply that only repeats a call the turn already made
+        (or says nothing) is not returned: the model is asked once more with the tools hidden, so it answers
+        from the result. (qwen2.5-coder-1.5b repeats its call after the result, turn after turn, when the tools
+        stay offered, and a loop such as `create_agent`'s would never end.)"""
+        streamed = False
+        reply = yield from self._attempt(request, deadline)
+        for chunk in reply.streamed:
+            streamed = streamed or bool(chunk.content)
+        if request.without_tools is not None and request.answered and not streamed and reply.repeats(request):
+            reply = yield from self._attempt(request.without_tools, deadline)
+        yield reply.final
+
+    def _attempt(self, request: _Request, deadline: float | None) -> Generator[AIMessageChunk, None, _Reply]:
+        """Pass 1 and pass 2 of one prompt: streams the visible chunks, returns the reply's last chunk."""
         from metaspider.core.backbones.base import GenerationEnd
 
         engine = request.engine
@@ -362,6 +379,7 @@ class MetaSpiderChatModel(BaseChatModel):
         holdback = _Holdback(request.mode, request.json_calls)
         end: GenerationEnd | None = None
         tokens = []
+        streamed: list[AIMessageChunk] = []
         with closing(pipeline.stream(assessment, params)) as stream:
             for item in stream:
                 if isinstance(item, GenerationEnd):
@@ -375,13 +393,15 @@ class MetaSpiderChatModel(BaseChatModel):
                     else {}
                 )
                 if text or metadata:
-                    yield AIMessageChunk(content=text, response_metadata=metadata)
+                    chunk = AIMessageChunk(content=text, response_metadata=metadata)
+                    streamed.append(chunk)
+                    yield chunk
                 if deadline is not None and time.monotonic() > deadline:
                     raise RequestTimeoutError(f"generation exceeded timeout={self.timeout}s")
         assert end is not None
         content, calls = holdback.finish(request.tool_names, cut=end.finish_reason == "length")
         uncertainty = pipeline.after_answer(assessment, tokens)
-        yield AIMessageChunk(
+        final = AIMessageChunk(
             content=content,
             tool_call_chunks=[_call_chunk(c, i) for i, c in enumerate(calls)],
             usage_metadata={
@@ -397,6 +417,7 @@ class MetaSpiderChatModel(BaseChatModel):
             },
             chunk_position="last",
         )
+        return _Reply(streamed, final, content, calls)
 
     @staticmethod
     def _logprob(engine: Engine, token) -> dict[str, Any]:
@@ -445,6 +466,26 @@ class _Request:
     logprobs: bool
     json_calls: bool = True
     """Whether a bare or fenced JSON call object in the reply is a call (see `_Holdback`)."""
+    without_tools: _Request | None = None
+    """The same request with no tools offered (the retry after a repeated call)."""
+    answered: tuple[str, ...] = ()
+    """The calls this turn has made already, as `call_json` text."""
+
+
+@dataclass
+class _Reply:
+    streamed: list[AIMessageChunk]
+    final: AIMessageChunk
+    content: str
+    calls: list[ToolCall]
+
+    def repeats(self, request: _Request) -> bool:
+        """Whether the reply, after a tool result, is no answer: empty, only calls the turn made already, or
+        only a call written as JSON text outside the template's own call format (which is not a call then)."""
+        if self.calls:
+            return not self.content.strip() and all(call_json(c.name, c.args) in request.answered for c in self.calls)
+        text, calls = parse_tool_calls(self.content, request.tool_names, json_calls=True)
+        return not text.strip()
 
 
 def _with_tools(request: _Request, tools: list[dict], choice: str, native: bool) -> _Request:
@@ -509,7 +550,8 @@ class _Holdback:
         self._held = ""
         self._at_start = mode != "text"
         self._json_calls = json_calls or mode == "forced"
-        self._starts = _PROTOCOL_STARTS if self._json_calls else (_NATIVE_MARKER,)
+        # JSON after a tool result is held too (it may echo a call, see `_Reply.repeats`), but it is not a call.
+        self._starts = _PROTOCOL_STARTS
 
     def push(self, text: str) -> str:
         if self._mode == "text":
@@ -543,6 +585,17 @@ class _Holdback:
         if not self._held or not tool_names or (cut and self._mode != "forced"):
             return self._held, []
         return parse_tool_calls(self._held, tool_names, json_calls=self._json_calls)
+
+
+def _turn_calls(messages: Sequence[BaseMessage]) -> tuple[str, ...]:
+    """The tool calls made since the last human message, as `call_json` text (empty before any result)."""
+    calls: list[str] = []
+    for message in reversed(messages):
+        if isinstance(message, HumanMessage):
+            break
+        if isinstance(message, AIMessage):
+            calls += [call_json(c["name"], c["args"]) for c in message.tool_calls]
+    return tuple(calls) if _turn_has_tool_results(messages) else ()
 
 
 def _turn_has_tool_results(messages: Sequence[BaseMessage]) -> bool:

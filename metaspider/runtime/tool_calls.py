@@ -205,7 +205,14 @@ def parse_tool_calls(text: str, tool_names: Sequence[str], json_calls: bool = Tr
         calls = _calls_in(value, tool_names)
         if calls:
             more, end = _following_calls(text, end, tool_names)
-            remaining = _strip_fence(text[: match.start()]) + _strip_fence(text[end:])
+            before, after = text[: match.start()], text[end:]
+            if before.rstrip().endswith("{"):
+                # Qwen2.5's template shows the call format as `{{"name": ..., "arguments": ...}}`, and its
+                # models copy the doubled braces (not always both closing ones): they wrap the call, they
+                # are not text of the reply.
+                before = before.rstrip()[:-1]
+                after = after.lstrip()[1:] if after.lstrip().startswith("}") else after
+            remaining = _strip_fence(before) + _strip_fence(after)
             return remaining.strip(), calls + more
     return text, []
 

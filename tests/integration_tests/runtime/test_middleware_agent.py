@@ -5,6 +5,8 @@ question does not move with the turns before it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from langchain.agents import create_agent
 from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
@@ -15,6 +17,7 @@ from langgraph.types import Command
 from metaspider import MetaSpiderChatModel, UncertaintyMiddleware
 
 MODEL = "qwen2.5-coder-0.5b"
+REPO = Path(__file__).resolve().parents[3]
 QUESTION = "What is the secret code of the vault named Aurora?"
 CODE = "7391-ZEBRA"
 ACCEPTED = ("7391", "zebra")
@@ -56,6 +59,28 @@ def test_agent_answers_from_a_tool_only_it_knows_and_stops(policy, model):
     if policy != "no middleware":
         assert final.response_metadata["routing"]["route"] in ("answer", "tool")
         assert isinstance(final.response_metadata["routing"]["u"], float)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("question", "accepted"), [("What is 17 * 23?", ("391",))])
+def test_the_shipped_agent_on_qwen_1_5b_answers_from_the_calculator_and_stops(question, accepted):
+    """The tools and system prompt of agents/qa.yaml on qwen2.5-coder-1.5b, no middleware: the model calls
+    the calculator itself, then answers from the result instead of repeating its call."""
+    import yaml
+
+    from metaspider.tools.calculator import calculator
+
+    spec = yaml.safe_load((REPO / "agents" / "qa.yaml").read_text(encoding="utf-8"))
+    llm = MetaSpiderChatModel(model="qwen2.5-coder-1.5b", n_threads=1, max_tokens=96)
+    agent = create_agent(llm, tools=[calculator], system_prompt=spec["system_prompt"])
+    state = agent.invoke({"messages": [HumanMessage(question)]}, {"recursion_limit": 12})
+    messages = state["messages"]
+    calls = [c for m in messages if isinstance(m, AIMessage) for c in m.tool_calls]
+    final = messages[-1]
+    assert isinstance(final, AIMessage) and not final.tool_calls
+    assert 1 <= len(calls) <= 2 and all(c["name"] == "calculator" for c in calls)
+    assert any(a in final.text.replace(",", "") for a in accepted), final.text
+    assert "{" not in final.text, final.text  # no call written as text
 
 
 SMALL = "smollm2-135m"

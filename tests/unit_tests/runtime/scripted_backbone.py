@@ -28,7 +28,8 @@ SURE = 5.0
 
 
 class ScriptedBackbone(Backbone):
-    """Answers every prompt with `reply`, one character per token, then the end-of-turn token."""
+    """Answers every prompt with `reply`, one character per token, then the end-of-turn token; with
+    `no_tools_reply`, a prompt that offers no tools is answered with that instead."""
 
     backend = "llama_cpp"
     name = "scripted"
@@ -38,16 +39,19 @@ class ScriptedBackbone(Backbone):
     bos_token = ""
     eos_token = "<|im_end|>"
 
-    def __init__(self, reply: str, chat_template: str = CHATML_TEMPLATE):
+    def __init__(self, reply: str, chat_template: str = CHATML_TEMPLATE, no_tools_reply: str | None = None):
         self.lock = ModelLock("scripted")
         self.chat_template = chat_template
-        self.reply = reply
+        self.reply = self.tools_reply = reply
+        self.no_tools_reply = no_tools_reply
         self._vocab: list[str] = ["<eos>"]
         self._ids: dict[str, int] = {}
         self._step = 0
         self.evaluated: list[int] = []
         """How many prompt tokens each `_evaluate` was given."""
-        self.tokenize(reply)
+        self.tokenize(reply + (no_tools_reply or ""))
+        self.prompts: list[str] = []
+        """The text of every prompt evaluated."""
 
     def tokenize(self, text: str, special: bool = True) -> list[int]:
         return [self._id(c) for c in text]
@@ -69,6 +73,10 @@ class ScriptedBackbone(Backbone):
 
     def _evaluate(self, ids: Sequence[int], injection: Injection | None) -> np.ndarray:
         self.evaluated.append(len(ids))
+        prompt = self.detokenize(ids)
+        self.prompts.append(prompt)
+        offers_tools = "Tools:" in prompt or "You can call these tools" in prompt
+        self.reply = self.tools_reply if offers_tools or self.no_tools_reply is None else self.no_tools_reply
         self._step = 0
         return self._logits()
 

@@ -13,6 +13,7 @@ from langchain_core.tools import tool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from metaspider import MetaSpiderChatModel, Uncertainty
+from metaspider.core.models.model_files import CHATML_TEMPLATE
 from metaspider.core.pipeline import first_token_doubt
 from metaspider.errors import MetaspiderError
 
@@ -71,9 +72,39 @@ def test_native_tag_is_still_a_call(monkeypatch):
 
 
 def test_json_after_a_tool_result_is_still_a_call_without_a_native_format(monkeypatch):
-    """The protocol format of other templates is JSON itself."""
-    message = chat(monkeypatch, CALL_JSON).bind_tools([secret]).invoke(AFTER_A_RESULT)
-    assert [c["name"] for c in message.tool_calls] == ["secret"]
+    """The protocol format of other templates is JSON itself: a new call after a result is a call."""
+    other = '{"name": "secret", "arguments": {"key": "y"}}'
+    message = chat(monkeypatch, other).bind_tools([secret]).invoke(AFTER_A_RESULT)
+    assert [(c["name"], c["args"]) for c in message.tool_calls] == [("secret", {"key": "y"})]
+
+
+@pytest.mark.parametrize(
+    ("reply", "template"),
+    [
+        (CALL_JSON, None),  # the same call again, in the protocol format
+        (f"<tool_call>\n{CALL_JSON}\n</tool_call>", NATIVE_TEMPLATE),  # the same call again, natively
+        (CALL_JSON, NATIVE_TEMPLATE),  # the call echoed as JSON text
+        ("{" + CALL_JSON + "}", NATIVE_TEMPLATE),  # in the doubled braces of Qwen2.5's template
+        ("", NATIVE_TEMPLATE),  # nothing at all
+    ],
+)
+def test_a_reply_that_only_repeats_the_turns_call_is_asked_again_without_tools(monkeypatch, reply, template):
+    """qwen2.5-coder-1.5b repeats its call after the result while the tools stay offered: the loop of
+    `create_agent` would never end. The chat model asks once more with the tools hidden."""
+    backbone = ScriptedBackbone(reply, template or CHATML_TEMPLATE, no_tools_reply="It is 42.")
+    model = MetaSpiderChatModel(model=install(monkeypatch, backbone))
+    message = model.bind_tools([secret]).invoke(AFTER_A_RESULT)
+    assert message.content == "It is 42."
+    assert message.tool_calls == []
+    assert message.response_metadata["finish_reason"] == "stop"
+    assert isinstance(message.response_metadata["uncertainty"]["score"], float)
+
+
+def test_a_first_call_in_doubled_braces_is_one_call_with_no_text(monkeypatch):
+    doubled = "{" + CALL_JSON + "}"
+    message = chat(monkeypatch, doubled, NATIVE_TEMPLATE).bind_tools([secret]).invoke("What is the secret?")
+    assert [(c["name"], c["args"]) for c in message.tool_calls] == [("secret", {"key": "x"})]
+    assert message.content == ""
 
 
 @pytest.mark.parametrize(
