@@ -2,12 +2,18 @@
 
     python benchmarks/in_topic_eval.py --run /work/runs/smollm2-135m --out benchmarks/results/mixture_smollm2-135m \\
         --limit 40
+    python benchmarks/in_topic_eval.py --model qwen2.5-coder-1.5b --wrapper default --run /work/runs/qwen-test \\
+        --out benchmarks/results/in_topic_qwen2.5-coder-1.5b --limit 40
 
 For every topic data set the run holds a test split of (`countries`, the open-question topics,
 `open-ended`, `conversations`), `metaloom eval --json` with the run's wrapper: AUROC of `wrapper` (u
 before the answer), `wrapper_post` (after it) and the baselines of both moments, the mean support, and
 the Doubter's text refusals (coverage, selective accuracy, and max-softmax probability's selective
-accuracy at the same coverage). Writes OUT/in_topic.{json,md}."""
+accuracy at the same coverage). Writes OUT/in_topic.{json,md}.
+
+With `--model` (and `--wrapper`, `default` for the shipped one) the run folder may be new: every topic's
+test split is collected into it first (the same hash-picked `--limit` questions a training run's
+collect stores), so a shipped wrapper is scored without the run that trained it."""
 
 from __future__ import annotations
 
@@ -26,18 +32,33 @@ METALOOM = Path(sys.executable).with_name("metaloom")
 TOPICS = ("countries", *QA_TOPICS, OPEN_ENDED, CONVERSATIONS)
 
 
-def in_topic(run: Path, topics: list[str], log: Path, limit: int | None = None) -> dict[str, Any]:
+def in_topic(
+    run: Path,
+    topics: list[str],
+    log: Path,
+    limit: int | None = None,
+    model: str | None = None,
+    wrapper: str | None = None,
+    on_topic: Any = None,
+) -> dict[str, Any]:
     """`metaloom eval --json` on each topic's test split (`limit`: the hash-picked sample `collect --limit`
-    stored, so nothing new is collected): {topic: report}."""
-    reports = {}
+    stored, so nothing new is collected on a training run): {topic: report}. `on_topic(reports)` runs after
+    each topic (the tables are rewritten as they grow)."""
+    reports: dict[str, Any] = {}
     for topic in topics:
         command = ["eval", "--run", str(run), "--dataset", topic, "--split", "test", "--threads", "1", "--json"]
         if limit is not None:
             command += ["--limit", str(limit)]
+        if model is not None:
+            command += ["--model", model]
+        if wrapper is not None:
+            command += ["--wrapper", wrapper]
         with log.open("a", encoding="utf-8") as err:
             done = subprocess.run([str(METALOOM), *command], check=True, stdout=subprocess.PIPE, stderr=err, text=True)
         reports[topic] = json.loads(done.stdout)
         print(f"eval {topic}: done", file=sys.stderr)
+        if on_topic is not None:
+            on_topic(reports)
     return reports
 
 
@@ -83,21 +104,30 @@ def main() -> None:
     parser.add_argument("--run", type=Path, required=True, help="A run folder with a trained wrapper")
     parser.add_argument("--out", type=Path, required=True, help="Folder for in_topic.{json,md}")
     parser.add_argument("--limit", type=int, default=None, help="Questions per test split (as collected)")
+    parser.add_argument("--model", default=None, help="Base model; the run folder may be new (every topic collected)")
+    parser.add_argument("--wrapper", default=None, help="A wrapper folder or 'default' (default: the run's)")
     args = parser.parse_args()
     command = "python benchmarks/in_topic_eval.py " + shlex.join(sys.argv[1:])
-    topics = [t for t in TOPICS if (args.run / "collect" / t / "test").is_dir()]
-    model = json.loads((args.run / "run.json").read_text(encoding="utf-8"))["model"]
+    if args.model is not None:
+        topics, model = list(TOPICS), args.model
+    else:
+        topics = [t for t in TOPICS if (args.run / "collect" / t / "test").is_dir()]
+        model = json.loads((args.run / "run.json").read_text(encoding="utf-8"))["model"]
     args.out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    reports = in_topic(args.run, topics, args.out / "eval.log", args.limit)
-    payload = {
-        "command": command,
-        "model": model,
-        "eval_seconds": round(time.perf_counter() - start, 1),
-        "topics": reports,
-    }
-    (args.out / "in_topic.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    (args.out / "in_topic.md").write_text(table(model, reports, command), encoding="utf-8")
+
+    def write(reports: dict[str, Any]) -> None:
+        payload = {
+            "command": command,
+            "model": model,
+            "eval_seconds": round(time.perf_counter() - start, 1),
+            "topics_done": f"{len(reports)} of {len(topics)}",
+            "topics": reports,
+        }
+        (args.out / "in_topic.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+        (args.out / "in_topic.md").write_text(table(model, reports, command), encoding="utf-8")
+
+    in_topic(args.run, topics, args.out / "eval.log", args.limit, args.model, args.wrapper, on_topic=write)
     print(f"wrote {args.out}/in_topic.{{json,md}}", file=sys.stderr)
 
 
