@@ -95,16 +95,20 @@ class Pipeline:
         self.gain = gain if gain is not None else (manifest.gain if manifest else 1.0)
         self.threshold = threshold if threshold is not None else (manifest.answer_below if manifest else None)
 
-    def assess(self, messages: list[Message], tools: list[dict] | None = None) -> Assessment:
+    def assess(self, messages: list[Message], tools: list[dict] | None = None, u: float | None = None) -> Assessment:
         """Pass 1: the prompt's ids, u and the decision, and the injection pass 2 will use. Without a wrapper, u is
         the baseline `first_token_doubt` of the next-token logits. Either way the cache is left holding the
-        prompt, so a following `stream` on these ids re-evaluates at most the decision token."""
+        prompt, so a following `stream` on these ids re-evaluates at most the decision token.
+
+        `u`: a u already assessed for this turn on another view of it (`UncertaintyMiddleware` reads u on the
+        question and its tool results, without the tools' instructions the wrapper was not trained on); the
+        decision and the injection then use it, and this prompt's pass 1 gives the cognitive tokens only."""
         ids = self.backbone.chat_ids(messages, tools)
         if self.wrapper is None:
             baseline = first_token_doubt(self.backbone.next_logits(ids))
-            return Assessment(ids, None, self._uncertainty(None, baseline))
+            return Assessment(ids, None, self._uncertainty(None, baseline if u is None else float(u)))
         wrapper = self.wrapper
-        if wrapper.config.support:
+        if wrapper.config.support and u is None:
             # The blend needs the bare first-token distribution before u is known, so the decision token is
             # not primed: pass 2 re-evaluates it, as on Torch.
             acts = self.backbone.capture(ids, wrapper.config.read_layers, positions=(-1,))
@@ -113,15 +117,18 @@ class Pipeline:
             return self._assessment(ids, wrapper.read(acts[:, 0, :], first))
         built: dict[str, Any] = {}
 
+        def given(reading: Reading) -> Reading:
+            return reading if u is None else replace(reading, u=float(u))
+
         def build(acts) -> Injection | None:
-            built["reading"] = reading = wrapper.read(acts)
+            built["reading"] = reading = given(wrapper.read(acts))
             built["injection"] = injection = self._injection(reading, len(ids) - 1)
             return injection
 
         priming = Priming(wrapper.config.inject_layers, build)
         acts = self.backbone.capture(ids, wrapper.config.read_layers, positions=(-1,), priming=priming)
         if "reading" not in built:
-            return self._assessment(ids, wrapper.read(acts[:, 0, :]))
+            return self._assessment(ids, given(wrapper.read(acts[:, 0, :])))
         return self._assessment(ids, built["reading"], built["injection"])
 
     def stream(self, assessment: Assessment, params: SamplingParams) -> Generator[TokenOut | GenerationEnd, None, None]:

@@ -54,7 +54,16 @@ from metaspider.runtime.tool_calls import (
     with_system_text,
 )
 
-_CALL_KWARGS = {"tools", "tool_choice", "response_format", "logprobs", "top_logprobs", "model", "stream"}
+_CALL_KWARGS = {
+    "tools",
+    "tool_choice",
+    "response_format",
+    "logprobs",
+    "top_logprobs",
+    "model",
+    "stream",
+    "assessed_u",
+}
 _NATIVE_MARKER = "<tool_call>"
 _PROTOCOL_STARTS = ("{", "[", "```", _NATIVE_MARKER)
 
@@ -339,7 +348,10 @@ class MetaSpiderChatModel(BaseChatModel):
         # a tool result (small models such as qwen2.5-coder-0.5b call tools with bare JSON, then echo that
         # JSON after the result, which must not call again).
         json_calls = not native or not _turn_has_tool_results(messages)
+        assessed = kwargs.get("assessed_u")
         request = _Request(engine, model, rendered, None, [], "text", None, params, logprobs, json_calls)
+        if assessed is not None:
+            request = replace(request, assessed_u=float(assessed))
         if tools and choice != "none":
             return replace(
                 _with_tools(request, tools, choice, native), without_tools=request, answered=_turn_calls(messages)
@@ -369,7 +381,7 @@ class MetaSpiderChatModel(BaseChatModel):
         engine = request.engine
         pipeline = engine.pipeline(self.wrapper, self.modifier, self.gain)
         self._check_fits(request)
-        assessment = pipeline.assess(request.messages, request.tools)
+        assessment = pipeline.assess(request.messages, request.tools, u=request.assessed_u)
         if deadline is not None and time.monotonic() > deadline:
             raise RequestTimeoutError(f"reading the prompt (pass 1) exceeded timeout={self.timeout}s")
         constraint = engine.grammar(request.grammar) if request.grammar else None
@@ -470,6 +482,8 @@ class _Request:
     """The same request with no tools offered (the retry after a repeated call)."""
     answered: tuple[str, ...] = ()
     """The calls this turn has made already, as `call_json` text."""
+    assessed_u: float | None = None
+    """u already assessed for this turn (the `assessed_u` call argument): the decision and the Doubter use it."""
 
 
 @dataclass

@@ -31,6 +31,11 @@ earlier turns does not raise u. The policy turns u into a route:
   same draft) before the human's answer is taken.
 - **refuse** (anything else): a refusal AIMessage without tool calls, so the run ends with it.
 
+The model call of an answer, tool or escalation step carries the step's u as the call argument
+`assessed_u`: `MetaSpiderChatModel` then decides and injects its Doubter on that u rather than on a second
+reading of the full prompt, whose tool instructions the wrapper never saw in training (on
+qwen2.5-coder-1.5b they pushed u from 0.07 to 0.56 and the Doubter refused answers the route let through).
+
 Each step's route, u, reason and the whole `Uncertainty` record land in the agent state (`routing`: the
 last step, `routing_log`: every step) and in the `response_metadata["routing"]` of the AIMessage the step
 produced, for UIs and logs.
@@ -200,7 +205,7 @@ class UncertaintyMiddleware(AgentMiddleware[UncertaintyState, Any, Any]):
             return self._respond(handler(_forcing_untried(request)), step)
         if route == "escalate":
             if self.fallback is not None:
-                return self._respond(handler(request.override(model=self.fallback)), step)
+                return self._respond(handler(_to_fallback(request, self.fallback)), step)
             return self._respond(self._ask_human(request, handler(request), step), step)
         return self._respond(handler(self._answering(request, step)), step)
 
@@ -220,7 +225,7 @@ class UncertaintyMiddleware(AgentMiddleware[UncertaintyState, Any, Any]):
             return self._respond(await handler(_forcing_untried(request)), step)
         if route == "escalate":
             if self.fallback is not None:
-                return self._respond(await handler(request.override(model=self.fallback)), step)
+                return self._respond(await handler(_to_fallback(request, self.fallback)), step)
             return self._respond(self._ask_human(request, await handler(request), step), step)
         return self._respond(await handler(self._answering(request, step)), step)
 
@@ -316,9 +321,21 @@ def _forcing_untried(request: ModelRequest[Any]) -> ModelRequest[Any]:
 
 
 def _with_routing(request: ModelRequest[Any], step: dict[str, Any]) -> ModelRequest[Any]:
-    """The request with this step's routing in its state, for the middleware inside this one."""
+    """The request with this step's routing in its state, for the middleware inside this one, and the
+    step's u as the model's `assessed_u`: the answer's decision and its Doubter then act on the u the route
+    was chosen on (read without the tools' instructions, which the wrapper was not trained on), not on
+    a second reading of the longer prompt."""
     state: Any = {**request.state, "routing": step}  # UncertaintyState, the agent's state with routing
-    return request.override(state=state)
+    settings = dict(request.model_settings)
+    if step["u"] is not None:
+        settings["assessed_u"] = step["u"]
+    return request.override(state=state, model_settings=settings)
+
+
+def _to_fallback(request: ModelRequest[Any], fallback: BaseChatModel) -> ModelRequest[Any]:
+    """The request for the fallback model, which knows nothing of `assessed_u`."""
+    settings = {k: v for k, v in request.model_settings.items() if k != "assessed_u"}
+    return request.override(model=fallback, model_settings=settings)
 
 
 def _assessor(request: ModelRequest[Any]) -> Assessor:
