@@ -218,3 +218,13 @@ def test_naming_the_wrappers_own_modifier_keeps_its_trained_bias():
     engine = get_engine("smollm2-135m")
     assert engine.pipeline("default", "doubter", None).modifier == trained
     assert engine.pipeline("default", "watchdog", None).modifier.name == "watchdog"
+
+
+def test_an_assessed_u_drives_the_decision_of_the_shipped_wrapper():
+    """`assessed_u` (what UncertaintyMiddleware passes): the reply's decision is taken on that u, with the
+    shipped wrapper's own threshold, while pass 1 still reads the prompt."""
+    llm = model(wrapper="default")
+    sure = llm.invoke(QUESTION, assessed_u=0.05).response_metadata["uncertainty"]
+    unsure = llm.invoke(QUESTION, assessed_u=0.95).response_metadata["uncertainty"]
+    assert (sure["score"], sure["decision"]) == (0.05, "answer")
+    assert (unsure["score"], unsure["decision"]) == (0.95, "refuse")

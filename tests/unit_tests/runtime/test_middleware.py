@@ -41,6 +41,8 @@ class AssessingFake(BaseChatModel):
     reply: str = "A guess."
     assessed: list[list[BaseMessage]] = Field(default_factory=list)
     generated: list[dict[str, Any]] = Field(default_factory=list)
+    given_u: list[float | None] = Field(default_factory=list)
+    """The `assessed_u` call argument of every generation."""
 
     @property
     def _llm_type(self) -> str:
@@ -58,6 +60,7 @@ class AssessingFake(BaseChatModel):
     def _generate(self, messages: list[BaseMessage], stop=None, run_manager=None, **kwargs: Any) -> ChatResult:
         tools = kwargs.get("tools") or []
         self.generated.append({"tool_choice": kwargs.get("tool_choice"), "n_messages": len(messages)})
+        self.given_u.append(kwargs.get("assessed_u"))
         if isinstance(messages[-1], ToolMessage):
             message = AIMessage(f"The code is {messages[-1].text}.")
         elif tools and kwargs.get("tool_choice") == "any":
@@ -86,6 +89,21 @@ def test_answer_goes_through_and_is_recorded_in_state_and_metadata():
     assert state["routing"] == last.response_metadata["routing"]
     assert [s["route"] for s in state["routing_log"]] == ["answer"]
     assert model.generated == [{"tool_choice": None, "n_messages": 2}]  # not forced: the model may call tools
+
+
+@pytest.mark.parametrize("scores", [[0.1], [0.6, 0.1]])
+def test_each_model_call_gets_the_u_its_step_was_routed_on(scores):
+    """The chat model decides and injects its Doubter on the u the route was chosen on (`assessed_u`),
+    not on a second reading of the prompt with the tools' instructions."""
+    model = AssessingFake(scores=scores)
+    run(model, UncertaintyMiddleware(answer_below=0.5, tool_below=0.9), tools=[vault_code])
+    assert model.given_u == scores
+
+
+def test_the_fallback_model_gets_no_assessed_u():
+    model, fallback = AssessingFake(scores=[0.9]), AssessingFake(reply="The fallback's answer.")
+    run(model, UncertaintyMiddleware(answer_below=0.5, escalate_above=0.8, fallback=fallback))
+    assert fallback.given_u == [None]
 
 
 def test_u_is_assessed_on_this_turn_only_not_the_history():
@@ -122,6 +140,7 @@ class RepeatingFake(AssessingFake):
     def _generate(self, messages: list[BaseMessage], stop=None, run_manager=None, **kwargs: Any) -> ChatResult:
         tools = kwargs.get("tools") or []
         self.generated.append({"tool_choice": kwargs.get("tool_choice"), "n_messages": len(messages)})
+        self.given_u.append(kwargs.get("assessed_u"))
         if tools and kwargs.get("tool_choice") != "none":
             call = {"name": tools[0]["function"]["name"], "args": {"vault": "7"}, "id": f"c{len(self.generated)}"}
             return ChatResult(generations=[ChatGeneration(message=AIMessage("", tool_calls=[call]))])

@@ -165,3 +165,10 @@ def test_native_templates_see_the_parameters_in_the_trained_key_order(monkeypatc
     assert list(request.tools[0]["function"]["parameters"]) == ["type", "properties", "required"]
     prompt = backbone.render(request.messages, request.tools)
     assert '"parameters": {"type": "object", "properties": {"key":' in prompt
+
+
+@pytest.mark.parametrize("given", [0.0, 0.9])
+def test_an_assessed_u_is_the_u_the_reply_reports(monkeypatch, given):
+    """`assessed_u` (what UncertaintyMiddleware passes): the reply's score is that u, not a new reading."""
+    message = chat(monkeypatch, "It is 42.").invoke("What is the secret?", assessed_u=given)
+    assert message.response_metadata["uncertainty"]["score"] == given
