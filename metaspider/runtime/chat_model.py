@@ -366,11 +366,8 @@ class MetaSpiderChatModel(BaseChatModel):
         (or says nothing) is not returned: the model is asked once more with the tools hidden, so it answers
         from the result. (qwen2.5-coder-1.5b repeats its call after the result, turn after turn, when the tools
         stay offered, and a loop such as `create_agent`'s would never end.)"""
-        streamed = False
         reply = yield from self._attempt(request, deadline)
-        for chunk in reply.streamed:
-            streamed = streamed or bool(chunk.content)
-        if request.without_tools is not None and request.answered and not streamed and reply.repeats(request):
+        if request.without_tools is not None and request.answered and not reply.streamed and reply.repeats(request):
             reply = yield from self._attempt(request.without_tools, deadline)
         yield reply.final
 
@@ -391,7 +388,7 @@ class MetaSpiderChatModel(BaseChatModel):
         holdback = _Holdback(request.mode, request.json_calls)
         end: GenerationEnd | None = None
         tokens = []
-        streamed: list[AIMessageChunk] = []
+        streamed = False
         with closing(pipeline.stream(assessment, params)) as stream:
             for item in stream:
                 if isinstance(item, GenerationEnd):
@@ -405,9 +402,8 @@ class MetaSpiderChatModel(BaseChatModel):
                     else {}
                 )
                 if text or metadata:
-                    chunk = AIMessageChunk(content=text, response_metadata=metadata)
-                    streamed.append(chunk)
-                    yield chunk
+                    streamed = streamed or bool(text)
+                    yield AIMessageChunk(content=text, response_metadata=metadata)
                 if deadline is not None and time.monotonic() > deadline:
                     raise RequestTimeoutError(f"generation exceeded timeout={self.timeout}s")
         assert end is not None
@@ -488,7 +484,8 @@ class _Request:
 
 @dataclass
 class _Reply:
-    streamed: list[AIMessageChunk]
+    streamed: bool
+    """Whether any of the reply's text was streamed already (then it cannot be taken back)."""
     final: AIMessageChunk
     content: str
     calls: list[ToolCall]
@@ -498,7 +495,7 @@ class _Reply:
         only a call written as JSON text outside the template's own call format (which is not a call then)."""
         if self.calls:
             return not self.content.strip() and all(call_json(c.name, c.args) in request.answered for c in self.calls)
-        text, calls = parse_tool_calls(self.content, request.tool_names, json_calls=True)
+        text, _ = parse_tool_calls(self.content, request.tool_names, json_calls=True)
         return not text.strip()
 
 
