@@ -34,7 +34,7 @@ earlier turns does not raise u. The policy turns u into a route:
 The model call of an answer, tool or escalation step carries the step's u as the call argument
 `assessed_u`: `MetaSpiderChatModel` then decides and injects its Doubter on that u rather than on a second
 reading of the full prompt, whose tool instructions the wrapper never saw in training (on
-qwen2.5-coder-1.5b they pushed u from 0.07 to 0.56 and the Doubter refused answers the route let through).
+qwen2.5-coder-1.5b they can push u over the threshold, and the Doubter refused answers the route let through).
 
 Each step's route, u, reason and the whole `Uncertainty` record land in the agent state (`routing`: the
 last step, `routing_log`: every step) and in the `response_metadata["routing"]` of the AIMessage the step
