@@ -10,6 +10,8 @@ answer is not known ("I couldn't find any information about ..."). Then, by kind
   else wrong; an interrupt is escalated.
 - unanswerable: declining or escalating is right; any other reply is a concrete claim, wrong.
 - open_ended: any reply that does not decline is right; a declining one is refused; an interrupt escalated.
+- Whatever the kind, a reply that is a tool call written out as text (`writes_call`: to a tool not offered,
+  after the tools were hidden, or cut short) is wrong: it is neither an answer nor a refusal a user can read.
 
 net score = (right − wrong) / tasks. Tool-call precision = calls of the tool the task needs / all calls."""
 
@@ -21,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from metaspider.loom.scoring import is_correct_open, is_refusal, normalise
+from metaspider.runtime.tool_calls import writes_call
 
 OUTCOMES = ("right", "wrong", "refused", "escalated")
 ROUTES = ("answer", "tool", "refuse", "escalate")
@@ -84,7 +87,7 @@ def grade(
     error: bool = False,
 ) -> str:
     """The outcome of one task (one of `OUTCOMES`) from the final reply and how the run ended."""
-    if error:
+    if error or (not escalated and writes_call(text)):
         return "wrong"
     if kind == "unanswerable":
         return "right" if escalated or declines(text, refusal_flag=refusal_flag) else "wrong"

@@ -52,6 +52,7 @@ from metaspider.runtime.tool_calls import (
     template_tool,
     to_template_messages,
     with_system_text,
+    writes_call,
 )
 
 _CALL_KWARGS = {
@@ -362,12 +363,14 @@ class MetaSpiderChatModel(BaseChatModel):
         return request
 
     def _generate_locked(self, request: _Request, deadline: float | None) -> Generator[AIMessageChunk, None, None]:
-        """One reply. After a tool result in this turn, a reply that only repeats a call the turn already made
-        (or says nothing) is not returned: the model is asked once more with the tools hidden, so it answers
-        from the result. (qwen2.5-coder-1.5b repeats its call after the result, turn after turn, when the tools
-        stay offered, and a loop such as `create_agent`'s would never end.)"""
+        """One reply. With tools offered, a reply that is no answer is not returned: the model is asked once
+        more with the tools hidden. No answer is a call written out as text to a tool that was not offered (or
+        cut short), and, after a tool result in this turn, a reply that only repeats a call the turn already
+        made or says nothing. (qwen2.5-coder-1.5b repeats its call after the result, turn after turn, when the
+        tools stay offered, and a loop such as `create_agent`'s would never end; asked for a riddle, it calls
+        an invented `riddle` tool.)"""
         reply = yield from self._attempt(request, deadline)
-        if request.without_tools is not None and request.answered and not reply.streamed and reply.repeats(request):
+        if request.without_tools is not None and not reply.streamed and reply.is_no_answer(request):
             reply = yield from self._attempt(request.without_tools, deadline)
         yield reply.final
 
@@ -490,11 +493,17 @@ class _Reply:
     content: str
     calls: list[ToolCall]
 
-    def repeats(self, request: _Request) -> bool:
-        """Whether the reply, after a tool result, is no answer: empty, only calls the turn made already, or
-        only a call written as JSON text outside the template's own call format (which is not a call then)."""
+    def is_no_answer(self, request: _Request) -> bool:
+        """Whether the reply is no answer: a call written out as text (to a tool not offered, cut short, or,
+        after a tool result, outside the template's own call format, which is not a call then); and after a
+        tool result also an empty reply or one that only makes calls the turn made already."""
         if self.calls:
-            return not self.content.strip() and all(call_json(c.name, c.args) in request.answered for c in self.calls)
+            repeated = all(call_json(c.name, c.args) in request.answered for c in self.calls)
+            return bool(request.answered) and not self.content.strip() and repeated
+        if writes_call(self.content):
+            return True
+        if not request.answered:
+            return False
         text, _ = parse_tool_calls(self.content, request.tool_names, json_calls=True)
         return not text.strip()
 

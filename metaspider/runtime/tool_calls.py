@@ -27,6 +27,9 @@ Message = dict[str, Any]
 _NATIVE_CALL = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL)
 _IGNORED_BLOCKS = {"tool_use", "tool_call", "thinking", "reasoning", "redacted_thinking", "server_tool_call"}
 _ARGUMENT_KEYS = ("arguments", "parameters", "args", "input")
+_CALL_OPENING = re.compile(
+    r'^(?:```(?:json)?\s*)?(?:<tool_call>\s*)?\{+\s*"name"\s*:\s*"[^"]*"\s*,\s*"(?:arguments|parameters|args|input)"\s*:'
+)
 
 
 @dataclass(frozen=True)
@@ -215,6 +218,15 @@ def parse_tool_calls(text: str, tool_names: Sequence[str], json_calls: bool = Tr
             remaining = _strip_fence(before) + _strip_fence(after)
             return remaining.strip(), calls + more
     return text, []
+
+
+def writes_call(text: str) -> bool:
+    """Whether a reply opens with a tool call written out as text, to any tool and whole or cut short.
+
+    Such a reply tried to call rather than answer: a call to a tool that was not offered (qwen2.5-coder-1.5b
+    invents `{"name": "riddle", ...}` for "tell me a riddle"), a call after the tools were hidden, or a call
+    cut by `max_tokens`. It is not an answer a user can read."""
+    return _CALL_OPENING.match(text.strip()) is not None
 
 
 def _following_calls(text: str, start: int, tool_names: Sequence[str]) -> tuple[list[ToolCall], int]:

@@ -51,6 +51,11 @@ TaskResult = scoring.TaskResult
         ("open_ended", "I'm not sure, so I won't guess.", (), {}, "refused"),
         ("open_ended", "", (), {}, "refused"),
         ("open_ended", "a draft", (), {"escalated": True}, "escalated"),
+        # a tool call written out as text is neither an answer nor a refusal
+        ("open_ended", '{{"name": "riddle", "arguments": {"riddle": "What has keys?"}}}', (), {}, "wrong"),
+        ("unanswerable", '{"name": "calculator", "arguments": {"expression": "no passage matches"}}', (), {}, "wrong"),
+        ("arithmetic", '{"name": "calculator", "arguments": {"expression": "17 * 23 = 391', ("391",), {}, "wrong"),
+        ("open_ended", '{"name": "note", "arguments": {}}', (), {"escalated": True}, "escalated"),
     ],
 )
 def test_grade(kind, text, accepted, flags, expected):

@@ -83,6 +83,30 @@ def test_the_shipped_agent_on_qwen_1_5b_answers_from_the_calculator_and_stops(qu
     assert "{" not in final.text, final.text  # no call written as text
 
 
+@pytest.mark.slow
+def test_the_shipped_wrapper_agent_answers_a_request_for_a_riddle_in_text():
+    """The tools, prompt, wrapper and policy of agents/qa.yaml on qwen2.5-coder-1.5b: asked for a riddle with
+    the tools offered, the model may call an invented `riddle` tool; the reply is a riddle in text."""
+    import yaml
+
+    from metaspider.runtime.tool_calls import writes_call
+    from metaspider.tools.calculator import calculator
+    from metaspider.tools.knowledge_base import make_knowledge_base_tool
+
+    spec = yaml.safe_load((REPO / "agents" / "qa.yaml").read_text(encoding="utf-8"))
+    llm = MetaSpiderChatModel(model="qwen2.5-coder-1.5b", wrapper="default", n_threads=1, max_tokens=128)
+    tools = [calculator, make_knowledge_base_tool(REPO / "agents" / "kb", top_k=3)]
+    thresholds = {k: spec["policy"][k] for k in ("answer_below", "tool_below", "escalate_above")}
+    agent = create_agent(
+        llm, tools=tools, system_prompt=spec["system_prompt"], middleware=[UncertaintyMiddleware(**thresholds)]
+    )
+    state = agent.invoke({"messages": [HumanMessage("Tell me a riddle for children.")]}, {"recursion_limit": 12})
+    final = state["messages"][-1]
+    assert isinstance(final, AIMessage) and not final.tool_calls
+    assert final.text.strip() and not writes_call(final.text), final.text
+    assert not final.response_metadata.get("refusal"), final.text
+
+
 SMALL = "smollm2-135m"
 
 

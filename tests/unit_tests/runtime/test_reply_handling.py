@@ -1,5 +1,6 @@
 """What the chat model makes of a reply: with a native call format, JSON is a call only before the turn's
-first tool result (after it, an echo), a reply cut by max_tokens is "length" and makes no call, every
+first tool result (after it, an echo), a call written out to a tool not offered is asked again without
+tools, a reply cut by max_tokens is "length" and makes no call, every
 reply carries a numeric score, and `assess` gives the very record the answer reports."""
 
 from __future__ import annotations
@@ -98,6 +99,40 @@ def test_a_reply_that_only_repeats_the_turns_call_is_asked_again_without_tools(m
     assert message.tool_calls == []
     assert message.response_metadata["finish_reason"] == "stop"
     assert isinstance(message.response_metadata["uncertainty"]["score"], float)
+
+
+@pytest.mark.parametrize(
+    ("reply", "template"),
+    [
+        ('{{"name": "riddle", "arguments": {"riddle": "What has keys?"}}}', NATIVE_TEMPLATE),  # a tool not offered
+        ('{"name": "riddle", "arguments": {"riddle": "What has keys?"}}', None),
+        ('<tool_call>\n{"name": "riddle", "arguments": {}}\n</tool_call>', NATIVE_TEMPLATE),
+    ],
+)
+def test_a_first_reply_calling_a_tool_not_offered_is_asked_again_without_tools(monkeypatch, reply, template):
+    """Asked for a riddle with tools bound, qwen2.5-coder-1.5b may call an invented `riddle` tool: that JSON
+    is no answer, so the chat model asks once more with the tools hidden."""
+    backbone = ScriptedBackbone(reply, template or CHATML_TEMPLATE, no_tools_reply="A piano.")
+    model = MetaSpiderChatModel(model=install(monkeypatch, backbone))
+    message = model.bind_tools([secret]).invoke("Tell me a riddle.")
+    assert message.content == "A piano."
+    assert message.tool_calls == []
+    assert message.response_metadata["finish_reason"] == "stop"
+
+
+def test_a_first_call_cut_by_max_tokens_is_asked_again_without_tools(monkeypatch):
+    reply = '{"name": "secret", "arguments": {"key": "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx'
+    backbone = ScriptedBackbone(reply, NATIVE_TEMPLATE, no_tools_reply="It is 42.")
+    model = MetaSpiderChatModel(model=install(monkeypatch, backbone), max_tokens=len(reply) - 5)
+    message = model.bind_tools([secret]).invoke("What is the secret?")
+    assert message.content == "It is 42."
+    assert message.response_metadata["finish_reason"] == "stop"
+
+
+def test_a_first_call_of_an_offered_tool_is_not_asked_again(monkeypatch):
+    backbone = ScriptedBackbone(CALL_JSON, NATIVE_TEMPLATE, no_tools_reply="It is 42.")
+    message = MetaSpiderChatModel(model=install(monkeypatch, backbone)).bind_tools([secret]).invoke("The secret?")
+    assert [c["name"] for c in message.tool_calls] == ["secret"]
 
 
 def test_a_first_call_in_doubled_braces_is_one_call_with_no_text(monkeypatch):
