@@ -46,6 +46,7 @@ from metaspider.runtime.tool_calls import (
     ToolCall,
     call_json,
     call_schema,
+    fold_tool_results,
     has_native_tool_calls,
     parse_tool_calls,
     protocol_prompt,
@@ -351,27 +352,29 @@ class MetaSpiderChatModel(BaseChatModel):
         json_calls = not native or not _turn_has_tool_results(messages)
         assessed = kwargs.get("assessed_u")
         request = _Request(engine, model, rendered, None, [], "text", None, params, logprobs, json_calls)
+        request = replace(request, answered=_turn_calls(messages))
         if assessed is not None:
             request = replace(request, assessed_u=float(assessed))
         if tools and choice != "none":
-            return replace(
-                _with_tools(request, tools, choice, native), without_tools=request, answered=_turn_calls(messages)
-            )
+            return replace(_with_tools(request, tools, choice, native), fallback=_folding(request, messages, native))
         response_format = kwargs.get("response_format")
         if response_format:
             return _with_response_format(request, response_format)
-        return request
+        return _folding(request, messages, native)
 
     def _generate_locked(self, request: _Request, deadline: float | None) -> Generator[AIMessageChunk, None, None]:
-        """One reply. With tools offered, a reply that is no answer is not returned: the model is asked once
-        more with the tools hidden. No answer is a call written out as text to a tool that was not offered (or
-        cut short), and, after a tool result in this turn, a reply that only repeats a call the turn already
-        made or says nothing. (qwen2.5-coder-1.5b repeats its call after the result, turn after turn, when the
-        tools stay offered, and a loop such as `create_agent`'s would never end; asked for a riddle, it calls
-        an invented `riddle` tool.)"""
+        """One reply. A reply that is no answer is not returned while the request has a fallback: with tools
+        offered, the model is asked again with the tools hidden; after a tool result in this turn, with no
+        tools offered, it is asked again with the turn's calls and results written into the question as plain
+        text. No answer is a call written out as text (to a tool that was not offered, after the tools were
+        hidden, or cut short), and, after a tool result, a reply that only repeats a call the turn already made
+        or says nothing. (qwen2.5-coder-1.5b repeats its call after the result, turn after turn, when the tools
+        stay offered, and a loop such as `create_agent`'s would never end; asked for a riddle, it calls an
+        invented `riddle` tool; with the tools hidden after two calls, it writes a third call as text.)"""
         reply = yield from self._attempt(request, deadline)
-        if request.without_tools is not None and not reply.streamed and reply.is_no_answer(request):
-            reply = yield from self._attempt(request.without_tools, deadline)
+        while request.fallback is not None and not reply.streamed and reply.is_no_answer(request):
+            request = request.fallback
+            reply = yield from self._attempt(request, deadline)
         yield reply.final
 
     def _attempt(self, request: _Request, deadline: float | None) -> Generator[AIMessageChunk, None, _Reply]:
@@ -477,10 +480,11 @@ class _Request:
     logprobs: bool
     json_calls: bool = True
     """Whether a bare or fenced JSON call object in the reply is a call (see `_Holdback`)."""
-    without_tools: _Request | None = None
-    """The same request with no tools offered (the retry after a repeated call)."""
+    fallback: _Request | None = None
+    """What is asked when the reply is no answer (`_Reply.is_no_answer`): the same request with no tools
+    offered, and after that, once the turn has a tool result, the one with the results in the question."""
     answered: tuple[str, ...] = ()
-    """The calls this turn has made already, as `call_json` text."""
+    """The calls this turn has made already, as `call_json` text (empty before its first tool result)."""
     assessed_u: float | None = None
     """u already assessed for this turn (the `assessed_u` call argument): the decision and the Doubter use it."""
 
@@ -532,6 +536,16 @@ def _with_tools(request: _Request, tools: list[dict], choice: str, native: bool)
         mode=mode,
         grammar=grammar,
     )
+
+
+def _folding(request: _Request, messages: Sequence[BaseMessage], native: bool) -> _Request:
+    """A request without tools, given the fallback of the same conversation with this turn's tool calls and
+    results written into its question (`fold_tool_results`), when the turn has a tool result. Its replies
+    are held back while they start like JSON, so one that writes a call out can still be asked again."""
+    if not _turn_has_tool_results(messages):
+        return request
+    folded = replace(request, messages=to_template_messages(fold_tool_results(messages), native), answered=())
+    return replace(request, mode="auto", fallback=folded)
 
 
 def _with_response_format(request: _Request, response_format: dict) -> _Request:

@@ -97,6 +97,30 @@ def to_template_messages(messages: Sequence[BaseMessage], native: bool) -> list[
     return rendered
 
 
+def fold_tool_results(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
+    """The conversation with the current turn's tool calls and results written into its question as plain
+    text, and the turn's assistant steps dropped: what a model is asked when, with the tools hidden, it keeps
+    writing calls instead of answering from their results (it then answers from them as from any text)."""
+    at = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=-1)
+    if at < 0:
+        return list(messages)
+    calls: dict[str, Any] = {}
+    lines: list[str] = []
+    for message in messages[at + 1 :]:
+        if isinstance(message, AIMessage):
+            calls |= {c.get("id") or "": c for c in message.tool_calls}
+        elif isinstance(message, ToolMessage):
+            call = calls.get(message.tool_call_id)
+            name = message.name or (call["name"] if call else "tool")
+            args = json.dumps(call["args"], ensure_ascii=False) if call else ""
+            status = " (error)" if message.status == "error" else ""
+            lines.append(f"- {name}({args}){status} returned: {text_of(message.content)}")
+    if not lines:
+        return list(messages)
+    question = text_of(messages[at].content)
+    return [*messages[:at], HumanMessage(f"{question}\n\nTool results:\n" + "\n".join(lines))]
+
+
 def _assistant(message: AIMessage, native: bool) -> Message:
     text = text_of(message.content)
     if not message.tool_calls:
@@ -199,7 +223,7 @@ def parse_tool_calls(text: str, tool_names: Sequence[str], json_calls: bool = Tr
             return _NATIVE_CALL.sub("", text).strip(), calls
     if not json_calls:
         return text, []
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(strict=False)
     for match in re.finditer(r"[\[{]", text):
         try:
             value, end = decoder.raw_decode(text, match.start())
@@ -231,7 +255,7 @@ def writes_call(text: str) -> bool:
 
 def _following_calls(text: str, start: int, tool_names: Sequence[str]) -> tuple[list[ToolCall], int]:
     """Parallel calls in the protocol format: further call objects right after the first one."""
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(strict=False)
     calls: list[ToolCall] = []
     while True:
         at = len(text) - len(text[start:].lstrip(" \t\r\n,"))
@@ -247,7 +271,7 @@ def _following_calls(text: str, start: int, tool_names: Sequence[str]) -> tuple[
 
 def _loads(body: str) -> Any:
     try:
-        return json.JSONDecoder().raw_decode(body.strip())[0]
+        return json.JSONDecoder(strict=False).raw_decode(body.strip())[0]
     except json.JSONDecodeError:
         return None
 

@@ -6,6 +6,7 @@ import asyncio
 import json
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
+from pathlib import Path
 
 import pytest
 from langchain_core.messages import AIMessageChunk
@@ -228,3 +229,29 @@ def test_an_assessed_u_drives_the_decision_of_the_shipped_wrapper():
     unsure = llm.invoke(QUESTION, assessed_u=0.95).response_metadata["uncertainty"]
     assert (sure["score"], sure["decision"]) == (0.05, "answer")
     assert (unsure["score"], unsure["decision"]) == (0.95, "refuse")
+
+
+@pytest.mark.slow
+def test_qwen_1_5b_with_the_tools_hidden_answers_from_the_results_instead_of_writing_a_call():
+    """The answer step UncertaintyMiddleware makes after two forced calls (tools bound, `tool_choice="none"`):
+    qwen2.5-coder-1.5b writes a third call as text on this conversation; the reply is an answer from the
+    calculator's result."""
+    import yaml
+    from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
+
+    from metaspider.runtime.tool_calls import writes_call
+    from metaspider.tools.calculator import calculator
+    from metaspider.tools.knowledge_base import make_knowledge_base_tool
+
+    repo = Path(__file__).resolve().parents[3]
+    spec = yaml.safe_load((repo / "agents" / "qa.yaml").read_text(encoding="utf-8"))
+    kb = make_knowledge_base_tool(repo / "agents" / "kb", top_k=3)
+    calls = [("calculator", {"expression": "2177 * 58"}, "126266"), ("knowledge_base", {"query": "2177 * 58"}, None)]
+    messages = [SystemMessage(spec["system_prompt"]), HumanMessage("What is 2177 * 58?")]
+    for i, (name, args, result) in enumerate(calls):
+        messages.append(AIMessage("", tool_calls=[{"name": name, "args": args, "id": f"c{i}", "type": "tool_call"}]))
+        messages.append(ToolMessage(result or f"no passage matches '{args['query']}'", tool_call_id=f"c{i}", name=name))
+    llm = model(model="qwen2.5-coder-1.5b", max_tokens=128).bind_tools([calculator, kb], tool_choice="none")
+    reply = llm.invoke(messages)
+    assert not reply.tool_calls and not writes_call(reply.text), reply.text
+    assert "126266" in reply.text.replace(",", ""), reply.text

@@ -29,7 +29,8 @@ SURE = 5.0
 
 class ScriptedBackbone(Backbone):
     """Answers every prompt with `reply`, one character per token, then the end-of-turn token; with
-    `no_tools_reply`, a prompt that offers no tools is answered with that instead."""
+    `no_tools_reply`, a prompt that offers no tools is answered with that instead, and with `folded_reply`,
+    a prompt whose question carries the turn's tool results as text (`fold_tool_results`)."""
 
     backend = "llama_cpp"
     name = "scripted"
@@ -39,17 +40,24 @@ class ScriptedBackbone(Backbone):
     bos_token = ""
     eos_token = "<|im_end|>"
 
-    def __init__(self, reply: str, chat_template: str = CHATML_TEMPLATE, no_tools_reply: str | None = None):
+    def __init__(
+        self,
+        reply: str,
+        chat_template: str = CHATML_TEMPLATE,
+        no_tools_reply: str | None = None,
+        folded_reply: str | None = None,
+    ):
         self.lock = ModelLock("scripted")
         self.chat_template = chat_template
         self.reply = self.tools_reply = reply
         self.no_tools_reply = no_tools_reply
+        self.folded_reply = folded_reply
         self._vocab: list[str] = ["<eos>"]
         self._ids: dict[str, int] = {}
         self._step = 0
         self.evaluated: list[int] = []
         """How many prompt tokens each `_evaluate` was given."""
-        self.tokenize(reply + (no_tools_reply or ""))
+        self.tokenize(reply + (no_tools_reply or "") + (folded_reply or ""))
         self.prompts: list[str] = []
         """The text of every prompt evaluated."""
 
@@ -77,6 +85,8 @@ class ScriptedBackbone(Backbone):
         self.prompts.append(prompt)
         offers_tools = "Tools:" in prompt or "You can call these tools" in prompt
         self.reply = self.tools_reply if offers_tools or self.no_tools_reply is None else self.no_tools_reply
+        if self.folded_reply is not None and "Tool results:" in prompt:
+            self.reply = self.folded_reply
         self._step = 0
         return self._logits()
 

@@ -135,6 +135,32 @@ def test_a_first_call_of_an_offered_tool_is_not_asked_again(monkeypatch):
     assert [c["name"] for c in message.tool_calls] == ["secret"]
 
 
+@pytest.mark.parametrize("reply", [CALL_JSON, "{" + CALL_JSON + "}", ""])
+@pytest.mark.parametrize("hidden", ["tool_choice none", "no tools bound"])
+def test_with_the_tools_hidden_a_reply_that_is_no_answer_is_asked_with_the_results_in_the_question(
+    monkeypatch, reply, hidden
+):
+    """After two forced calls UncertaintyMiddleware hides the tools, and qwen2.5-coder-1.5b may write a third
+    call as text or say nothing: the chat model asks once more with the turn's results in the question."""
+    backbone = ScriptedBackbone(reply, NATIVE_TEMPLATE, folded_reply="It is 42.")
+    model = MetaSpiderChatModel(model=install(monkeypatch, backbone))
+    runnable = model.bind_tools([secret], tool_choice="none") if hidden == "tool_choice none" else model
+    message = runnable.invoke(AFTER_A_RESULT)
+    assert message.content == "It is 42."
+    assert message.tool_calls == []
+    folded = backbone.prompts[-1]
+    assert 'What is the secret?\n\nTool results:\n- secret({"key": "x"}) returned: 42' in folded
+    assert "<|im_start|>tool" not in folded
+
+
+def test_with_the_tools_hidden_a_text_answer_streams_and_is_not_asked_again(monkeypatch):
+    backbone = ScriptedBackbone("It is 42.", NATIVE_TEMPLATE, folded_reply="Something else.")
+    model = MetaSpiderChatModel(model=install(monkeypatch, backbone))
+    chunks = [c.content for c in model.stream(AFTER_A_RESULT)]
+    assert "".join(chunks) == "It is 42." and len([c for c in chunks if c]) > 1
+    assert not any("Tool results:" in p for p in backbone.prompts)
+
+
 def test_a_first_call_in_doubled_braces_is_one_call_with_no_text(monkeypatch):
     doubled = "{" + CALL_JSON + "}"
     message = chat(monkeypatch, doubled, NATIVE_TEMPLATE).bind_tools([secret]).invoke("What is the secret?")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 from tool_call_examples import ADDER, HISTORY, assert_history_rendered
 
 from metaspider.core.backbones.chat_template import render_chat
@@ -14,12 +15,14 @@ from metaspider.errors import MetaspiderError
 from metaspider.runtime.chat_model import normalize_tool_choice
 from metaspider.runtime.tool_calls import (
     call_schema,
+    fold_tool_results,
     has_native_tool_calls,
     parse_tool_calls,
     protocol_prompt,
     text_of,
     to_template_messages,
     with_system_text,
+    writes_call,
 )
 
 TEMPLATE_SOURCES = {"chatml": CHATML_TEMPLATE, "gemma": GEMMA_CHAT_TEMPLATE}
@@ -76,6 +79,48 @@ def test_calls_are_parsed_from_native_and_protocol_text(text):
     assert remaining == ""
     assert [(c.name, c.args) for c in calls] == [("add", {"a": 1, "b": 2})]
     assert calls[0].id.startswith("call_")
+
+
+def test_a_raw_line_break_inside_an_argument_string_is_still_a_call():
+    """JSON forbids it, small models write it (smollm2-135m under the forced-call grammar)."""
+    remaining, calls = parse_tool_calls('{"name": "calc", "arguments": {"expression": "1 +\n2"}}', ["calc"])
+    assert remaining == "" and [c.args for c in calls] == [{"expression": "1 +\n2"}]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{{"name": "riddle", "arguments": {"riddle": "What has keys?"}}}', True),
+        ('{"name": "calculator", "arguments": {"expression": "1111', True),  # cut by max_tokens
+        ('```json\n{"name": "add", "arguments": {}}\n```', True),
+        ('<tool_call>\n{"name": "add", "arguments": {}}', True),
+        ('The answer is {"name": "add", "arguments": {}}', False),
+        ('{"name": "Ada", "born": 1815}', False),
+        ("Paris.", False),
+    ],
+)
+def test_writes_call(text, expected):
+    assert writes_call(text) is expected
+
+
+def test_fold_tool_results_writes_the_turns_results_into_its_question():
+    messages = [
+        SystemMessage("Be brief."),
+        HumanMessage("Earlier?"),
+        AIMessage("Earlier answer."),
+        HumanMessage("What is 2 + 3?"),
+        AIMessage("", tool_calls=[{"name": "add", "args": {"a": 2, "b": 3}, "id": "c1", "type": "tool_call"}]),
+        ToolMessage("5", tool_call_id="c1"),
+        AIMessage("", tool_calls=[{"name": "lookup", "args": {"q": "x"}, "id": "c2", "type": "tool_call"}]),
+        ToolMessage("not found", tool_call_id="c2", status="error"),
+    ]
+    folded = fold_tool_results(messages)
+    assert folded[:3] == messages[:3] and len(folded) == 4
+    assert folded[3].content == (
+        'What is 2 + 3?\n\nTool results:\n- add({"a": 2, "b": 3}) returned: 5\n'
+        '- lookup({"q": "x"}) (error) returned: not found'
+    )
+    assert fold_tool_results(messages[:4]) == messages[:4]  # no tool result: unchanged
 
 
 def test_parallel_calls_and_text_around_them():
