@@ -138,8 +138,25 @@ def run_task(agent: Any, name: str, task: Task) -> TaskResult:
     return TaskResult(task.id, task.kind, outcome, answer, calls, task.tool, seconds, routes, first_u)
 
 
+def regrade(record: dict[str, Any], task: Task) -> dict[str, Any]:
+    """A stored record graded again by `grade` from what it keeps (the reply, the routes, the error), so a
+    report written from a partial file follows the grading of the code that writes it."""
+    routes = record["routes"]
+    outcome = grade(
+        task.kind,
+        record["answer"],
+        task.accepted,
+        refusal_flag=routes[-1:] == ["refuse"],
+        escalated="escalate" in routes,
+        error=record["error"] is not None,
+    )
+    return {**record, "outcome": outcome}
+
+
 def report(model: str, command: str, records: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
     """The JSON report: per agent overall and per kind, and the targets."""
+    by_id = {t.id: t for t in load_tasks()}
+    records = [regrade(r, by_id[r["task_id"]]) for r in records]
     agents = [a for a in AGENTS if any(r["agent"] == a for r in records)]
     by_agent = {
         a: [TaskResult(**{k: v for k, v in r.items() if k != "agent"}) for r in records if r["agent"] == a]

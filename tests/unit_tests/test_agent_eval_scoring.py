@@ -46,6 +46,8 @@ TaskResult = scoring.TaskResult
         ("unanswerable", "anything", (), {"refusal_flag": True}, "right"),
         ("unanswerable", "a draft claim", (), {"escalated": True}, "right"),
         ("unanswerable", "She was born in 1874 in Vienna.", (), {}, "wrong"),
+        ("fact", 'The query "largest ocean on earth" does not have a matching passage.', ("Pacific",), {}, "refused"),
+        ("fact", "The capital of Japan is not mentioned in the given passage.", ("Tokyo",), {}, "refused"),
         ("unanswerable", "", (), {"error": True}, "wrong"),
         ("open_ended", "Soft rain on the roof / ...", (), {}, "right"),
         ("open_ended", "I'm not sure, so I won't guess.", (), {}, "refused"),
@@ -138,3 +140,18 @@ def test_tasks_are_150_of_five_kinds_with_unique_ids_and_exact_arithmetic():
             assert str(eval(expression, {"__builtins__": {}})) == task.accepted[0], task.question  # noqa: S307
         if task.kind in ("fact", "arithmetic", "kb"):
             assert task.accepted, task.id
+
+
+def test_a_report_grades_stored_records_again_from_what_they_keep():
+    agent_eval = _load("agent_eval")
+    task = tasks_module.Task("t", "open_ended", "Tell me a riddle.")
+    record = {"agent": "wrapper", "task_id": "t", "kind": "open_ended", "outcome": "right", "routes": ["answer"]}
+    call = '{{"name": "riddle", "arguments": {}}}'
+    assert agent_eval.regrade({**record, "answer": call, "error": None}, task)["outcome"] == "wrong"
+    escalated = {**record, "answer": call, "error": None, "routes": ["answer", "escalate"]}
+    assert agent_eval.regrade(escalated, task)["outcome"] == "escalated"
+    refused = {**record, "answer": "Sorry.", "error": None, "routes": ["refuse"]}
+    assert agent_eval.regrade(refused, task)["outcome"] == "refused"
+    failed = {**record, "answer": "A riddle.", "error": "GraphRecursionError: ..."}
+    assert agent_eval.regrade(failed, task)["outcome"] == "wrong"
+    assert agent_eval.regrade({**record, "answer": "What has keys?", "error": None}, task)["outcome"] == "right"
