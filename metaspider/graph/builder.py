@@ -37,11 +37,12 @@ from langgraph.types import Command
 from metaspider.graph import nodes
 from metaspider.graph.agent_middleware import PromptMiddleware, SpecMiddleware, spec_chat_model
 from metaspider.graph.memory import open_memory
-from metaspider.graph.nodes import AgentTool, agent_tools, always_applies, tool_results
+from metaspider.graph.nodes import AgentTool, agent_tools, always_applies
 from metaspider.graph.policy import thresholds_for
 from metaspider.graph.spec import AgentSpec, ModelEscalation
 from metaspider.graph.state import Outcome, turn_input
 from metaspider.runtime.middleware import UncertaintyMiddleware
+from metaspider.runtime.tool_calls import tool_results
 from metaspider.tools import build_tools
 
 

@@ -13,12 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.tools import BaseTool
 
 from metaspider.graph.spec import AgentSpec
 from metaspider.graph.tool_hints import arithmetic_in, expression_from_question, has_url, query_from_question
 from metaspider.runtime.chat_model import MetaSpiderChatModel  # noqa: F401  (the agent builds its models by this name)
+from metaspider.runtime.tool_calls import tool_results
 from metaspider.tools.specs import CalculatorSpec, HttpGetSpec, ImportToolSpec, KnowledgeBaseSpec, ToolSpec
 
 N_CTX = 2048
@@ -108,21 +109,6 @@ def model_view(messages: list[BaseMessage], system_prompt: str) -> list[BaseMess
 def current_turn_start(messages: list[BaseMessage]) -> int:
     """Index of the current turn's question (the last human message)."""
     return max(i for i, m in enumerate(messages) if isinstance(m, HumanMessage))
-
-
-def tool_results(messages: list[BaseMessage]) -> list[dict[str, Any]]:
-    """Each tool call of `messages` with its result: name, args, result, status."""
-    calls = {c["id"]: c for m in messages if isinstance(m, AIMessage) for c in m.tool_calls}
-    return [
-        {
-            "name": m.name or calls.get(m.tool_call_id, {}).get("name", "tool"),
-            "args": calls.get(m.tool_call_id, {}).get("args", {}),
-            "result": m.text,
-            "status": m.status,
-        }
-        for m in messages
-        if isinstance(m, ToolMessage)
-    ]
 
 
 def empty_call(name: str) -> dict[str, Any]:

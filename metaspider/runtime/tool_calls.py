@@ -28,8 +28,13 @@ _NATIVE_CALL = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|$)", re.DOTALL
 _IGNORED_BLOCKS = {"tool_use", "tool_call", "thinking", "reasoning", "redacted_thinking", "server_tool_call"}
 _ARGUMENT_KEYS = ("arguments", "parameters", "args", "input")
 _CALL_OPENING = re.compile(
-    r'^(?:```(?:json)?\s*)?(?:<tool_call>\s*)?\{+\s*"name"\s*:\s*"[^"]*"\s*,\s*"(?:arguments|parameters|args|input)"\s*:'
+    r'^(?:```(?:json)?\s*)?(?:<tool_call>\s*)?\{+\s*"name"\s*:\s*"[^"]*"\s*,\s*"(?:'
+    + "|".join(_ARGUMENT_KEYS)
+    + r')"\s*:'
 )
+_JSON = json.JSONDecoder(strict=False)
+"""Lenient about raw control characters in strings, which small models write (and llama.cpp's
+schema grammar lets through)."""
 
 
 @dataclass(frozen=True)
@@ -97,26 +102,36 @@ def to_template_messages(messages: Sequence[BaseMessage], native: bool) -> list[
     return rendered
 
 
+def tool_results(messages: Sequence[BaseMessage]) -> list[dict[str, Any]]:
+    """Each tool result of `messages` with the call it answers: name, args, result, status."""
+    calls: dict[str | None, dict[str, Any]] = {
+        c.get("id"): dict(c) for m in messages if isinstance(m, AIMessage) for c in m.tool_calls
+    }
+    return [
+        {
+            "name": m.name or calls.get(m.tool_call_id, {}).get("name", "tool"),
+            "args": calls.get(m.tool_call_id, {}).get("args", {}),
+            "result": text_of(m.content),
+            "status": m.status,
+        }
+        for m in messages
+        if isinstance(m, ToolMessage)
+    ]
+
+
 def fold_tool_results(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
     """The conversation with the current turn's tool calls and results written into its question as plain
     text, and the turn's assistant steps dropped: what a model is asked when, with the tools hidden, it keeps
     writing calls instead of answering from their results (it then answers from them as from any text)."""
     at = max((i for i, m in enumerate(messages) if isinstance(m, HumanMessage)), default=-1)
-    if at < 0:
+    results = tool_results(messages[at + 1 :]) if at >= 0 else []
+    if not results:
         return list(messages)
-    calls: dict[str, Any] = {}
-    lines: list[str] = []
-    for message in messages[at + 1 :]:
-        if isinstance(message, AIMessage):
-            calls |= {c.get("id") or "": c for c in message.tool_calls}
-        elif isinstance(message, ToolMessage):
-            call = calls.get(message.tool_call_id)
-            name = message.name or (call["name"] if call else "tool")
-            args = json.dumps(call["args"], ensure_ascii=False) if call else ""
-            status = " (error)" if message.status == "error" else ""
-            lines.append(f"- {name}({args}){status} returned: {text_of(message.content)}")
-    if not lines:
-        return list(messages)
+    lines = [
+        f"- {r['name']}({json.dumps(r['args'], ensure_ascii=False)}){' (error)' if r['status'] == 'error' else ''}"
+        f" returned: {r['result']}"
+        for r in results
+    ]
     question = text_of(messages[at].content)
     return [*messages[:at], HumanMessage(f"{question}\n\nTool results:\n" + "\n".join(lines))]
 
@@ -223,7 +238,7 @@ def parse_tool_calls(text: str, tool_names: Sequence[str], json_calls: bool = Tr
             return _NATIVE_CALL.sub("", text).strip(), calls
     if not json_calls:
         return text, []
-    decoder = json.JSONDecoder(strict=False)
+    decoder = _JSON
     for match in re.finditer(r"[\[{]", text):
         try:
             value, end = decoder.raw_decode(text, match.start())
@@ -255,7 +270,7 @@ def writes_call(text: str) -> bool:
 
 def _following_calls(text: str, start: int, tool_names: Sequence[str]) -> tuple[list[ToolCall], int]:
     """Parallel calls in the protocol format: further call objects right after the first one."""
-    decoder = json.JSONDecoder(strict=False)
+    decoder = _JSON
     calls: list[ToolCall] = []
     while True:
         at = len(text) - len(text[start:].lstrip(" \t\r\n,"))
@@ -271,7 +286,7 @@ def _following_calls(text: str, start: int, tool_names: Sequence[str]) -> tuple[
 
 def _loads(body: str) -> Any:
     try:
-        return json.JSONDecoder(strict=False).raw_decode(body.strip())[0]
+        return _JSON.raw_decode(body.strip())[0]
     except json.JSONDecodeError:
         return None
 
