@@ -156,8 +156,15 @@ def regrade(record: dict[str, Any], task: Task) -> dict[str, Any]:
 def report(model: str, command: str, records: list[dict[str, Any]], meta: dict[str, Any]) -> dict[str, Any]:
     """The JSON report: per agent overall and per kind, and the targets."""
     by_id = {t.id: t for t in load_tasks()}
-    records = [regrade(r, by_id[r["task_id"]]) for r in records]
+    stored = records
+    records = [regrade(r, by_id[r["task_id"]]) for r in stored]
     agents = [a for a in AGENTS if any(r["agent"] == a for r in records)]
+    regraded = [
+        {"agent": r["agent"], "task_id": r["task_id"], "stored": old["outcome"], "now": r["outcome"]}
+        for old, r in zip(stored, records, strict=True)
+        if old["outcome"] != r["outcome"]
+    ]
+    as_stored = {a: {o: sum(r["agent"] == a and r["outcome"] == o for r in stored) for o in OUTCOMES} for a in agents}
     by_agent = {
         a: [TaskResult(**{k: v for k, v in r.items() if k != "agent"}) for r in records if r["agent"] == a]
         for a in agents
@@ -170,6 +177,8 @@ def report(model: str, command: str, records: list[dict[str, Any]], meta: dict[s
         **meta,
         "agents": {a: {"label": LABELS[a], "overall": summaries[a], "by_kind": by_kind[a]} for a in agents},
         "targets": targets(summaries, by_kind),
+        "regraded": regraded,
+        "as_stored": as_stored if regraded else {},
         "tasks": records,
     }
 
@@ -236,6 +245,21 @@ def markdown(result: dict[str, Any]) -> str:
     for agent, v in result["agents"].items():
         lines += ["", f"## {agent}: per kind", ""]
         lines += _table(v["by_kind"], "kind")
+    if result.get("regraded"):
+        lines += ["", "## Graded otherwise than when they ran", ""]
+        lines += [
+            "The grading of `agent_eval_scoring.py` applied to the stored replies differs for these records; the "
+            "tables above use it. With the outcomes as stored:",
+            "",
+        ]
+        lines += ["| agent | " + " | ".join(OUTCOMES) + " |", "|" + "---|" * (1 + len(OUTCOMES))]
+        for agent, counts in result["as_stored"].items():
+            lines.append(f"| {agent} | " + " | ".join(str(counts[o]) for o in OUTCOMES) + " |")
+        answers = {(t["agent"], t["task_id"]): t["answer"] for t in result["tasks"]}
+        lines += ["", "| agent | task | stored | now | reply |", "|---|---|---|---|---|"]
+        for r in result["regraded"]:
+            reply = answers[(r["agent"], r["task_id"])][:100].replace("|", "\\|").replace("\n", " ")
+            lines.append(f"| {r['agent']} | {r['task_id']} | {r['stored']} | {r['now']} | {reply} |")
     lines += ["", "Grading: see `benchmarks/agent_eval_scoring.py`; tasks: `benchmarks/agent_eval_tasks.py`.", ""]
     return "\n".join(lines)
 

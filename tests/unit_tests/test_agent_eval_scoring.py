@@ -155,3 +155,20 @@ def test_a_report_grades_stored_records_again_from_what_they_keep():
     failed = {**record, "answer": "A riddle.", "error": "GraphRecursionError: ..."}
     assert agent_eval.regrade(failed, task)["outcome"] == "wrong"
     assert agent_eval.regrade({**record, "answer": "What has keys?", "error": None}, task)["outcome"] == "right"
+
+
+def test_a_report_lists_the_records_graded_otherwise_than_when_they_ran():
+    agent_eval = _load("agent_eval")
+    stored = [
+        {"agent": "plain", "task_id": "open-00", "kind": "open_ended", "outcome": "right", "routes": [], "u": None,
+         "answer": '{"name": "haiku", "arguments": {}}', "tool_calls": [], "needed_tool": None, "seconds": 1.0,
+         "error": None},
+        {"agent": "plain", "task_id": "open-01", "kind": "open_ended", "outcome": "right", "routes": [], "u": None,
+         "answer": "Soft rain on the roof.", "tool_calls": [], "needed_tool": None, "seconds": 1.0, "error": None},
+    ]  # fmt: skip
+    result = agent_eval.report("m", "cmd", stored, {})
+    assert result["regraded"] == [{"agent": "plain", "task_id": "open-00", "stored": "right", "now": "wrong"}]
+    assert result["as_stored"]["plain"]["right"] == 2 and result["agents"]["plain"]["overall"]["counts"]["right"] == 1
+    assert "open-00 | right | wrong" in agent_eval.markdown(
+        {**result, "n_tasks": 2, "subset": "", "policy_note": "", "started": "", "wall_seconds": 0}
+    )
