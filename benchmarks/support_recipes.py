@@ -27,7 +27,8 @@ from sklearn.decomposition import PCA
 
 from metaspider.core.wrapper.support import baseline_features, blend, mahalanobis_sq, support_from_distance
 from metaspider.loom.fallback import fit_logistic
-from metaspider.loom.lotocv import load_pool, rank_metrics, train_wrapper
+from metaspider.loom.hybrid import apply_stack, fit_stack, out_of_topic_logits
+from metaspider.loom.lotocv import load_pool, probe_scores, rank_metrics, train_wrapper
 from metaspider.loom.report import json_safe
 from metaspider.loom.run_folder import RunFolder
 from metaspider.loom.stage_a import confidence_logits
@@ -58,11 +59,26 @@ def score_topics(run: RunFolder, split: str) -> dict[str, Any]:
             wrong[val][np.isfinite(first[val]).all(axis=1)],
         )
         correct = pool.correct[scored]
+        keys = np.column_stack([pool.topic, pool.origin])
+        oot = out_of_topic_logits(
+            tuple(pool.config.read_layers[c] for c in columns),
+            pool.config.inject_layers,
+            (pool.acts[train][:, columns], wrong[train], keys[train]),
+            (pool.acts[val][:, columns], wrong[val], keys[val]),
+        )
+        fields = pool.fields
+        stack_oot = fit_stack(oot, wrong[val], fields["msp_first"][val], fields["entropy_first"][val])
+        u_raw = 1 / (1 + np.exp(-logit))
+        hybrid = apply_stack(stack_oot, u_raw, fields["msp_first"][scored], fields["entropy_first"][scored])
+        probe = probe_scores(pool.acts[train], wrong[train], pool.acts[val], wrong[val], pool.acts[scored])
         auroc = {
             "wrapper": rank_metrics(u, correct)["auroc"],
+            "linear_probe": rank_metrics(probe, correct)["auroc"],
             "fallback": rank_metrics(fallback, correct)["auroc"],
-            "msp_first": rank_metrics(1 - pool.fields["msp_first"][scored], correct)["auroc"],
+            "msp_first": rank_metrics(1 - fields["msp_first"][scored], correct)["auroc"],
+            "entropy_first": rank_metrics(fields["entropy_first"][scored], correct)["auroc"],
             "stack": rank_metrics(stack(np.column_stack([logit, np.nan_to_num(first[scored])])), correct)["auroc"],
+            "stack_oot": rank_metrics(hybrid, correct)["auroc"],
         }
         support: dict[str, float] = {}
         for space, (a, b, c) in spaces(pool, wrapper, columns, train, val, scored).items():
@@ -108,7 +124,9 @@ def markdown(model: str, topics: dict[str, Any], command: str, split: str) -> st
         "`fallback`: the logistic regression on the first token's max-softmax probability and entropy alone; "
         "`SPACE qQ/D`: u blended toward the fallback by support measured in SPACE, step centred at the val "
         "split's Q-quantile of squared distance, width 1/D of its gap to the median; `stack`: one logistic "
-        "regression on u's logit and the first-token values. Means are over the topics with an AUROC.",
+        "regression on u's logit and the first-token values, fitted on the other topics' val split; `stack_oot`: "
+        "the same regression fitted on out-of-topic logits (`metaspider/loom/hybrid.py`); `linear_probe`: a "
+        "logistic regression per read block, averaged. Means are over the topics with an AUROC.",
         "",
         "| topic | n | acc | " + " | ".join(methods) + " |",
         "|" + "---|" * (len(methods) + 3),

@@ -108,8 +108,8 @@ class Pipeline:
             baseline = first_token_doubt(self.backbone.next_logits(ids))
             return Assessment(ids, None, self._uncertainty(None, baseline if u is None else float(u)))
         wrapper = self.wrapper
-        if wrapper.config.support and u is None:
-            # The blend needs the bare first-token distribution before u is known, so the decision token is
+        if wrapper.config.reads_first_token and u is None:
+            # The blend and the hybrid head need the bare first-token distribution before u is known, so the decision token is
             # not primed: pass 2 re-evaluates it, as on Torch.
             acts = self.backbone.capture(ids, wrapper.config.read_layers, positions=(-1,))
             logits = self.backbone.last_logits

@@ -94,18 +94,31 @@ def collect_command(
 @loom_app.command("train")
 def train_command(
     run: RunOption,
-    stage: Annotated[str, typer.Option("--stage", help="a (confidence), b (injection) or all.")] = "all",
+    stage: Annotated[
+        str,
+        typer.Option(
+            "--stage",
+            help="a (confidence), b (injection), all, or parts (refit support, fallbacks and heads fitted after A).",
+        ),
+    ] = "all",
     epochs: Annotated[
         int | None, typer.Option("--epochs", help="Epochs per stage (default: A up to 30, B 5; early stopping on val).")
     ] = None,
     threads: ThreadsOption = None,
+    hybrid: Annotated[
+        bool,
+        typer.Option(
+            "--hybrid/--no-hybrid",
+            help="Stack u before the answer with the first token's probabilities (needs two or more data sets).",
+        ),
+    ] = False,
 ) -> None:
     """Train the wrapper on the run's train split (early stopping and calibration on val)."""
     from metaspider.loom.run_folder import RunFolder
     from metaspider.loom.train import train
 
     _torch_threads(threads)
-    summary = train(RunFolder(run), stage, epochs, threads)
+    summary = train(RunFolder(run), stage, epochs, threads, hybrid)
     message = (
         f"trained stage(s) {', '.join(summary.stages)} on {summary.n_train} questions (val {summary.n_val}): "
         f"val AUROC {summary.val_auroc:.3f}, answer below u = {summary.answer_below:.3f}"

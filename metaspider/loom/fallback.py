@@ -76,7 +76,7 @@ class PostHead:
 
     def __call__(self, acts_post: np.ndarray, msp: np.ndarray, entropy: np.ndarray) -> np.ndarray:
         """u_post before any fallback."""
-        return self.stack(support_math.post_features(self.probe(acts_post), msp, entropy))
+        return self.stack(support_math.stacked_features(self.probe(acts_post), msp, entropy))
 
 
 def fit_support(train_h: np.ndarray, val_h: np.ndarray) -> Support:
@@ -127,7 +127,7 @@ def fit_post_head(
         mean[layer], scale[layer] = scaler.mean_, np.where(scaler.scale_ > 0, scaler.scale_, 1.0)
         coef[layer], intercept[layer] = best[1].coef_[0], best[1].intercept_[0]
     head = PostHead(mean, scale, coef, intercept, Logistic(np.zeros(3), 0.0))
-    stack = fit_logistic(support_math.post_features(head.probe(val_post), val_msp, val_entropy), val_wrong)
+    stack = fit_logistic(support_math.stacked_features(head.probe(val_post), val_msp, val_entropy), val_wrong)
     return PostHead(mean, scale, coef, intercept, stack)
 
 
@@ -194,11 +194,6 @@ def with_support_and_post(
     head (on every collected read block), fitted on `train` and `val` (whose activations hold
     `collected_layers`; `columns` picks the wrapper's read blocks among them). Returns it with a summary for
     the manifest. A collect without the first-token or post-answer values (older runs) gets neither part."""
-    import torch
-
-    from metaspider.core.wrapper.config import WrapperConfig
-    from metaspider.core.wrapper.torch_module import MetaWrapper
-
     has_post = train.acts_post is not None and val.acts_post is not None
     parts = fit_parts(
         bottleneck_vectors(wrapper, train.acts[:, columns]),
@@ -235,10 +230,36 @@ def with_support_and_post(
             "fallback_post.intercept": np.array([parts.fallback_post.intercept]),
         }
         summary["post_layers"] = list(collected_layers)
-    config = WrapperConfig.from_dict(wrapper.config.to_dict() | update)
-    extended = MetaWrapper(config)
+    return extended_wrapper(wrapper, update, tensors), summary
+
+
+FITTED_GROUPS = ("support", "fallback", "fallback_post", "post", "hybrid")
+"""State-dict groups fitted after stage A (not by gradient): `metaloom train --stage parts` refits them."""
+
+
+def extended_wrapper(wrapper: Any, update: dict[str, Any], tensors: dict[str, np.ndarray]) -> Any:
+    """A copy of `wrapper` whose config is changed by `update` and that also holds `tensors`."""
+    import torch
+
+    from metaspider.core.wrapper.config import WrapperConfig
+    from metaspider.core.wrapper.torch_module import MetaWrapper
+
+    extended = MetaWrapper(WrapperConfig.from_dict(wrapper.config.to_dict() | update))
     state = wrapper.state_dict() | {
         name: torch.as_tensor(np.asarray(v, dtype=np.float32)) for name, v in tensors.items()
     }
     extended.load_state_dict(state, strict=True)
-    return extended.eval(), summary
+    return extended.eval()
+
+
+def without_fitted_parts(wrapper: Any) -> Any:
+    """A copy of `wrapper` without its support, fallbacks, hybrid stack and post head (encoder, calibration and
+    meta-attention heads kept), to fit them again."""
+    from metaspider.core.wrapper.config import WrapperConfig
+    from metaspider.core.wrapper.torch_module import MetaWrapper
+
+    config = wrapper.config.to_dict() | {"support": False, "hybrid": False, "post_layers": []}
+    bare = MetaWrapper(WrapperConfig.from_dict(config))
+    state = {k: v for k, v in wrapper.state_dict().items() if k.split(".", 1)[0] not in FITTED_GROUPS}
+    bare.load_state_dict(state, strict=True)
+    return bare.eval()

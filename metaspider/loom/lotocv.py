@@ -13,9 +13,11 @@ baselines of both moments on the same questions:
 
 The wrapper's own signals with support and fallback (`metaspider.loom.fallback`) beside them:
 `wrapper_fallback` (stage A's u, Platt-scaled on val, blended toward the fallback on first-token
-probabilities as support falls), `wrapper_post` (the hybrid post-answer head: `probe_post` stacked with
-the answer's token probabilities) and `wrapper_post_fallback` (it, blended the same way); each topic
-also reports its mean `support`.
+probabilities as support falls), `wrapper_hybrid` (stage A's u stacked with the first token's probabilities
+by a regression fitted on out-of-topic logits, `metaspider.loom.hybrid`, then blended the same way: what a
+wrapper trained with `--hybrid` reports before the answer), `wrapper_post` (the hybrid post-answer head:
+`probe_post` stacked with the answer's token probabilities) and `wrapper_post_fallback` (it, blended the
+same way); each topic also reports its mean `support`.
 
 A topic is a data set of the run(s), or the `subject` of the items of a single mixed data set. Every
 score is a doubt score (higher means more likely wrong); AUROC comes from scikit-learn."""
@@ -37,7 +39,7 @@ from metaspider.loom import metrics
 from metaspider.loom.run_folder import RunConfig, RunFolder
 from metaspider.loom.stage_a import StageASettings
 
-BEFORE = ("wrapper", "wrapper_fallback", "linear_probe", "msp_first", "entropy_first")
+BEFORE = ("wrapper", "wrapper_fallback", "wrapper_hybrid", "linear_probe", "msp_first", "entropy_first")
 AFTER = ("wrapper_post", "wrapper_post_fallback", "probe_post", "msp", "entropy", "p_true", "consistency")
 METHODS = BEFORE + AFTER
 PROBE_C = (0.01, 0.1, 1.0)
@@ -200,18 +202,28 @@ def train_wrapper(
 
 
 def fallback_scores(
-    pool: Pool, wrapper: Any, columns: list[int], train: np.ndarray, val: np.ndarray, test: np.ndarray
+    pool: Pool,
+    wrapper: Any,
+    columns: list[int],
+    train: np.ndarray,
+    val: np.ndarray,
+    test: np.ndarray,
+    hybrid: bool = True,
+    stage_a: StageASettings | None = None,
 ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """The wrapper's signals with support and fallback on the `test` questions, fitted on `train` and
-    `val` by the same `fit_parts` as `metaloom train`: ({method: doubt score}, support per test question)."""
+    `val` by the same `fit_parts` as `metaloom train`: ({method: doubt score}, support per test question).
+    `hybrid` also fits the hybrid head before the answer (a few more stage-A trainings per topic)."""
     from metaspider.core.wrapper.support import baseline_features, blend
     from metaspider.loom.fallback import bottleneck_vectors, fit_logistic, fit_parts
+    from metaspider.loom.hybrid import apply_stack, fit_stack, out_of_topic_logits
     from metaspider.loom.stage_a import confidence_logits
 
     wrong, fields, post = ~pool.correct, pool.fields, pool.acts_post
     logit_val, logit_test = (confidence_logits(wrapper, pool.acts[mask][:, columns]).numpy() for mask in (val, test))
     # The stage-A wrapper's u is Platt-scaled on val, as `metaloom train` stores it.
-    u_test = fit_logistic(logit_val[:, None], wrong[val])(logit_test[:, None])
+    platt = fit_logistic(logit_val[:, None], wrong[val])
+    u_test = platt(logit_test[:, None])
     parts = fit_parts(
         *(bottleneck_vectors(wrapper, pool.acts[mask][:, columns]) for mask in (train, val)),
         wrong[train],
@@ -230,9 +242,21 @@ def fallback_scores(
         finite = np.isfinite(features).all(axis=1)
         return np.where(finite, model(np.nan_to_num(features, nan=0.0)), own)
 
-    scores = {
-        "wrapper_fallback": blend(u_test, fallback(parts.fallback, "msp_first", "entropy_first", u_test), support)
-    }
+    first_fallback = fallback(parts.fallback, "msp_first", "entropy_first", u_test)
+    scores = {"wrapper_fallback": blend(u_test, first_fallback, support)}
+    if hybrid:
+        keys = np.column_stack([pool.topic, pool.origin])
+        layers = tuple(pool.config.read_layers[c] for c in columns)
+        oot = out_of_topic_logits(
+            layers,
+            pool.config.inject_layers,
+            (pool.acts[train][:, columns], wrong[train], keys[train]),
+            (pool.acts[val][:, columns], wrong[val], keys[val]),
+            settings=stage_a,
+        )
+        stack = fit_stack(oot, wrong[val], fields["msp_first"][val], fields["entropy_first"][val], platt)
+        u_hybrid = apply_stack(stack, u_test, fields["msp_first"][test], fields["entropy_first"][test])
+        scores["wrapper_hybrid"] = blend(u_hybrid, first_fallback, support)
     if post is not None and parts.post is not None:
         u_post = parts.post(post[test], fields["msp"][test], fields["entropy"][test])
         scores |= {
@@ -249,12 +273,13 @@ def lotocv(
     on_topic: Callable[[str], None] | None = None,
     stage_a: StageASettings | None = None,
     score_split: str = "test",
+    hybrid: bool = True,
 ) -> dict[str, Any]:
     """Per held-out topic and averaged over topics: n, base accuracy, mean support and, per method, AUROC,
     AURC and selective accuracy at 50 % coverage. `on_topic(name)` is called as each topic starts; `stage_a`
     overrides the wrapper's training settings (default: those of `metaloom train`); `score_split` "val"
     scores the held-out topic's val split instead of its test split, for choosing a recipe without
-    looking at test."""
+    looking at test; `hybrid` False skips `wrapper_hybrid` and its extra stage-A trainings."""
     names = sorted(set(pool.topic[pool.split == score_split])) if topics is None else list(topics)
     baselines = baseline_scores(pool.fields)
     results: dict[str, Any] = {}
@@ -274,7 +299,7 @@ def lotocv(
         wrapper, columns = train_wrapper(
             pool.config, pool.acts[train], wrong[train], pool.acts[val], wrong[val], stage_a
         )
-        extra, support = fallback_scores(pool, wrapper, columns, train, val, test)
+        extra, support = fallback_scores(pool, wrapper, columns, train, val, test, hybrid, stage_a)
         scores: dict[str, np.ndarray] = {
             "wrapper": _sigmoid_logits(wrapper, pool.acts[test][:, columns]),
             "linear_probe": probe_scores(pool.acts[train], wrong[train], pool.acts[val], wrong[val], pool.acts[test]),

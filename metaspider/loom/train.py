@@ -18,15 +18,16 @@ from metaspider.core.wrapper.modifiers import Modifier
 from metaspider.core.wrapper.torch_module import MetaWrapper
 from metaspider.errors import MetaspiderError
 from metaspider.loom import metrics
-from metaspider.loom.fallback import with_support_and_post
+from metaspider.loom.fallback import with_support_and_post, without_fitted_parts
 from metaspider.loom.frozen_tail import FrozenTail
+from metaspider.loom.hybrid import topic_keys, with_hybrid
 from metaspider.loom.progress import progress_bar
 from metaspider.loom.run_folder import Collected, RunFolder
 from metaspider.loom.scoring import REFUSAL_SENTENCE
 from metaspider.loom.stage_a import StageASettings, confidence_logits, train_stage_a
 from metaspider.loom.stage_b import StageBSettings, examples, first_tokens, train_stage_b
 
-STAGES = ("a", "b", "all")
+STAGES = ("a", "b", "all", "parts")
 READ_WINDOW = 3
 BIAS_GRID = (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 ANSWER_BELOW = 0.5
@@ -69,19 +70,27 @@ def new_wrapper(d_model: int, read_layers: tuple[int, ...], inject_layers: tuple
     )
 
 
-def train(run: RunFolder, stage: str = "all", epochs: int | None = None, threads: int | None = None) -> TrainSummary:
+def train(
+    run: RunFolder, stage: str = "all", epochs: int | None = None, threads: int | None = None, hybrid: bool = False
+) -> TrainSummary:
     """Train the run's wrapper from its collected data: stage A (P(wrong) from activations), Platt calibration on
-    val, stage B (the heads, through the frozen model); `stage` "a", "b" or "all". Writes the wrapper folder."""
+    val, the fitted parts (support, fallbacks, post-answer head; with `hybrid`, the hybrid head before the
+    answer), stage B (the heads, through the frozen model); `stage` "a", "b", "all", or "parts" (fit the
+    parts again on the run's wrapper, its encoder and heads unchanged). Writes the wrapper folder."""
     if stage not in STAGES:
         raise MetaspiderError(f"unknown stage {stage!r}: use one of {', '.join(STAGES)}")
     datasets = training_datasets(run)
     need_prefix = stage in ("b", "all")
-    train_data = _concat([run.load(d, "train", with_prefix=need_prefix) for d in datasets])
-    val_data = _concat([run.load(d, "val", with_prefix=need_prefix) for d in datasets])
+    train_parts = [run.load(d, "train", with_prefix=need_prefix) for d in datasets]
+    val_parts = [run.load(d, "val", with_prefix=need_prefix) for d in datasets]
+    train_data, val_data = _concat(train_parts), _concat(val_parts)
+    keys = (topic_keys(datasets, train_parts), topic_keys(datasets, val_parts)) if hybrid else None
     if stage in ("a", "all"):
-        wrapper, manifest = _stage_a(run, datasets, train_data, val_data, epochs)
+        wrapper, manifest = _stage_a(run, datasets, train_data, val_data, epochs, keys)
     else:
         wrapper, manifest = load_torch_wrapper(run.wrapper_dir, run.config().fingerprint)
+    if stage == "parts":
+        wrapper, manifest = _refit_parts(run, wrapper, manifest, train_data, val_data, keys)
     stage_b = None
     if need_prefix:
         manifest, stage_b = _stage_b(run, wrapper, manifest, train_data, val_data, epochs, threads)
@@ -125,7 +134,51 @@ def read_layer_candidates(
     return [*windows, eligible] if len(eligible) > width else [eligible]
 
 
-def _stage_a(run: RunFolder, datasets: list[str], train_data: Collected, val_data: Collected, epochs: int | None):
+def _fitted_parts(
+    wrapper: MetaWrapper,
+    columns: list[int],
+    read_layers: tuple[int, ...],
+    train_data: Collected,
+    val_data: Collected,
+    keys: tuple[np.ndarray, np.ndarray] | None,
+    settings: StageASettings,
+) -> tuple[MetaWrapper, dict[str, Any]]:
+    """The Platt-calibrated stage-A `wrapper` with its support, fallbacks and post head, and with `keys` (the
+    topic keys of train and val) its hybrid head; and the manifest's record of them."""
+    wrapper, support_and_post = with_support_and_post(wrapper, columns, read_layers, train_data, val_data)
+    record: dict[str, Any] = {"support_and_post": support_and_post}
+    if keys is not None:
+        if len(set(keys[1][:, 0])) < 2:
+            record["hybrid"] = "not fitted: the hybrid head needs at least two training data sets"
+        else:
+            wrapper, record["hybrid"] = with_hybrid(wrapper, columns, train_data, val_data, keys, settings)
+    return wrapper, record
+
+
+def _refit_parts(run, wrapper, manifest, train_data, val_data, keys) -> tuple[MetaWrapper, WrapperManifest]:
+    config = run.config()
+    columns = [config.read_layers.index(layer) for layer in wrapper.config.read_layers]
+    settings = StageASettings(**{k: v for k, v in manifest.training_data.get("stage_a", {}).items() if k in _STAGE_A})
+    wrapper, record = _fitted_parts(
+        without_fitted_parts(wrapper), columns, config.read_layers, train_data, val_data, keys, settings
+    )
+    training_data = {k: v for k, v in manifest.training_data.items() if k != "hybrid"} | record
+    manifest = manifest.replace(config=wrapper.config, training_data=training_data)
+    save_wrapper(run.wrapper_dir, wrapper.state_dict(), manifest)
+    return wrapper, manifest
+
+
+_STAGE_A = set(StageASettings.__dataclass_fields__)
+
+
+def _stage_a(
+    run: RunFolder,
+    datasets: list[str],
+    train_data: Collected,
+    val_data: Collected,
+    epochs: int | None,
+    keys: tuple[np.ndarray, np.ndarray] | None,
+):
     config = run.config()
     d_model = int(train_data.acts.shape[-1])
     settings = StageASettings() if epochs is None else StageASettings(max_epochs=epochs)
@@ -163,7 +216,7 @@ def _stage_a(run: RunFolder, datasets: list[str], train_data: Collected, val_dat
     wrapper, columns, result = best
     val_logits = confidence_logits(wrapper, val_data.acts[:, columns])
     wrapper.fit_calibration(val_logits, torch.as_tensor(val_wrong, dtype=torch.float32))
-    wrapper, support_and_post = with_support_and_post(wrapper, columns, config.read_layers, train_data, val_data)
+    wrapper, fitted = _fitted_parts(wrapper, columns, config.read_layers, train_data, val_data, keys, settings)
     val_u = wrapper.calibrate(val_logits).numpy()
     val_correct = val_data.labels("correct")
     manifest = WrapperManifest(
@@ -185,7 +238,7 @@ def _stage_a(run: RunFolder, datasets: list[str], train_data: Collected, val_dat
                 "read_layer_scan": scan,
                 **_settings(settings),
             },
-            "support_and_post": support_and_post,
+            **fitted,
         },
         metrics={"val": _val_metrics(val_u, val_correct, val_data)},
     )

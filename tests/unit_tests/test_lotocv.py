@@ -187,7 +187,7 @@ def test_conversations_about_the_held_out_topic_stay_out_of_training(tmp_path, m
     )
     monkeypatch.setattr(lotocv, "train_wrapper", lambda *_, **__: (None, [0]))
     monkeypatch.setattr(lotocv, "_sigmoid_logits", lambda wrapper, acts: np.zeros(len(acts)))
-    monkeypatch.setattr(lotocv, "fallback_scores", lambda pool, w, c, train, val, test: ({}, np.ones(test.sum())))
+    monkeypatch.setattr(lotocv, "fallback_scores", lambda pool, w, c, train, val, test, *_: ({}, np.ones(test.sum())))
     lotocv.lotocv(pool, topics=["a", "conversations"])
     # holding out a: b, c and the 6 conversations about b; holding out conversations: a, b and c in full
     assert sizes[0] == (160 + 6, 60 + 6, 40)

@@ -125,14 +125,15 @@ def test_deploy_export_takes_default_with_a_model(tmp_path: Path):
     assert failed.exit_code != 0 and "needs a model" in str(failed.exception)
 
 
-def _extended_folder(tmp_path: Path) -> Path:
+def _extended_folder(tmp_path: Path, support: bool = True, hybrid: bool = False) -> Path:
     config = WrapperConfig(
         d_model=64,
         read_layers=(1, 2),
         inject_layers=(2, 3),
         bottleneck=32,
         n_heads=2,
-        support=True,
+        support=support,
+        hybrid=hybrid,
         post_layers=(0, 1, 2),
     )
     manifest = _manifest(config=config)
@@ -140,10 +141,13 @@ def _extended_folder(tmp_path: Path) -> Path:
     weights = {
         name: rng.standard_normal(shape).astype(np.float32) * 0.1 for name, shape in config.weight_shapes().items()
     }
-    weights["support.precision"] = np.eye(32, dtype=np.float32)
-    weights["support.step"] = np.array([2.0, 0.5], dtype=np.float32)
+    if support:
+        weights["support.precision"] = np.eye(32, dtype=np.float32)
+        weights["support.step"] = np.array([2.0, 0.5], dtype=np.float32)
+    if hybrid:
+        weights["hybrid.stack"] = np.array([0.8, 2.0, 0.5, -1.0], dtype=np.float32)
     weights["post.scale"] = np.ones((3, 64), dtype=np.float32)
-    return save_wrapper(tmp_path / "extended", weights, manifest)
+    return save_wrapper(tmp_path / f"extended-{support}-{hybrid}", weights, manifest)
 
 
 def test_support_and_post_head_travel_in_the_folder_and_the_sidecar_and_agree_on_both_runtimes(tmp_path: Path):
@@ -168,6 +172,26 @@ def test_support_and_post_head_travel_in_the_folder_and_the_sidecar_and_agree_on
     assert 0 < support < 1 and 0 < u < 1 and 0 < u_post < 1
     bare = wrapper.runtime(llama).read(acts)  # without the first token's values: u unblended, support still known
     assert bare.support == pytest.approx(support) and bare.u != pytest.approx(u)
+
+
+@pytest.mark.parametrize("support", [True, False])
+def test_the_hybrid_head_travels_in_the_sidecar_and_reads_the_first_token_on_both_runtimes(
+    tmp_path: Path, support: bool
+):
+    wrapper = Wrapper.open(_extended_folder(tmp_path, support=support, hybrid=True))
+    assert wrapper.manifest.config.hybrid and wrapper.manifest.config.reads_first_token
+    sidecar = Wrapper.open(wrapper.export(tmp_path / "w.gguf", "q8_0"))
+    assert sidecar.manifest == wrapper.manifest
+    assert np.array_equal(sidecar.weights["hybrid.stack"], wrapper.weights["hybrid.stack"])
+    llama = SimpleNamespace(name="x", fingerprint=FINGERPRINT, backend="llama_cpp", d_model=64, n_layers=5)
+    torch_ = SimpleNamespace(name="x", fingerprint=FINGERPRINT, backend="torch", d_model=64, n_layers=5)
+    acts = np.random.default_rng(2).standard_normal((2, 64)).astype(np.float32)
+    runtimes = (wrapper.runtime(llama), wrapper.runtime(torch_), sidecar.runtime(llama))
+    sure, unsure = ([r.read(acts, first).u for r in runtimes] for first in ((0.95, 0.2), (0.2, 3.0)))
+    assert np.allclose(sure, sure[0], atol=1e-5) and np.allclose(unsure, unsure[0], atol=1e-5)
+    # The stack's weights on 1 − max-softmax probability and entropy are positive: a flat first token raises u.
+    assert unsure[0] > sure[0]
+    assert (runtimes[0].read(acts).support is None) == (not support)
 
 
 def test_a_wrapper_without_the_extras_reports_no_support_and_no_post(folder: Path):

@@ -41,6 +41,9 @@ class WrapperConfig(Schema):
     support: bool = False
     """The wrapper measures its support and blends u toward a fallback on first-token probabilities
     (`support.py`): tensors `support.*` and `fallback.*`."""
+    hybrid: bool = False
+    """u before the answer is stage A's u stacked with the first answer token's max-softmax probability and
+    entropy by a logistic regression (`support.py`): tensor `hybrid.stack`. Applied before any support blend."""
     post_layers: tuple[StrictInt, ...] = ()
     """Blocks the post-answer head reads at the answer's last token (empty: no `u_post`): tensors `post.*`,
     and `fallback_post.*` when `support` is on."""
@@ -58,6 +61,12 @@ class WrapperConfig(Schema):
         return self
 
     @property
+    def reads_first_token(self) -> bool:
+        """u before the answer needs the bare first answer token's distribution (for the support blend's
+        fallback or the hybrid head), so pass 1 cannot inject the decision token."""
+        return self.support or self.hybrid
+
+    @property
     def head_dim(self) -> int:
         """Width of one meta-attention head."""
         return self.bottleneck // self.n_heads
@@ -68,6 +77,8 @@ class WrapperConfig(Schema):
         data = self.model_dump(mode="json")
         if not self.support:
             del data["support"]
+        if not self.hybrid:
+            del data["hybrid"]
         if not self.post_layers:
             del data["post_layers"]
         return data
@@ -151,6 +162,8 @@ class WrapperConfig(Schema):
                 "fallback.coef": (2,),
                 "fallback.intercept": (1,),
             }
+        if self.hybrid:
+            shapes["hybrid.stack"] = (4,)
         if self.post_layers:
             n = len(self.post_layers)
             shapes |= {

@@ -42,7 +42,7 @@ class WrapperRuntime(Protocol):
     def read(self, acts: np.ndarray, first_token: tuple[float, float] | None = None) -> Reading:
         """Pass 1's activations [R, d] at the decision point → u and the cognitive tokens. `first_token`: the
         bare first answer token's (max-softmax probability, entropy), which the fallback of a wrapper with a
-        support model reads (`config.support`; `first_token_stats` of the logits there)."""
+        support model and a hybrid head read (`config.reads_first_token`; `first_token_stats` of the logits)."""
 
     def read_post(self, acts_post: np.ndarray, msp: float, entropy: float, support: float | None) -> float | None:
         """u_post from the `post_layers` outputs [L, d] at the answer's last token and the answer's mean token
@@ -55,9 +55,9 @@ class WrapperRuntime(Protocol):
 def _blended(
     signals: WrapperSignals, u: float, bottleneck: np.ndarray, first_token: tuple[float, float] | None
 ) -> tuple[float, float | None]:
-    """(u, support) for a wrapper with or without a support model."""
+    """(u, support) for a wrapper with or without a support model or a hybrid head."""
     support = signals.support(bottleneck)
-    if support is None or first_token is None:
+    if first_token is None or (support is None and not signals.hybrid):
         return u, support
     return signals.blend_before(u, support, *first_token), support
 
@@ -99,7 +99,7 @@ class NumpyRuntime:
     def read(self, acts: np.ndarray, first_token: tuple[float, float] | None = None) -> Reading:
         """Pass 1's activations [R, d] at the decision point → u and the cognitive tokens."""
         u, tokens = self.wrapper.uncertainty(acts)
-        if not self.config.support:
+        if not self.config.reads_first_token:
             return Reading(float(u), tokens)
         u, support = _blended(self.signals, float(u), self.wrapper.bottleneck(tokens), first_token)
         return Reading(u, tokens, support)
@@ -151,7 +151,7 @@ class TorchRuntime:
         """Pass 1's activations [R, d] at the decision point → u and the cognitive tokens."""
         with self._torch.no_grad():
             u, tokens = self.wrapper.uncertainty(self._torch.as_tensor(acts)[None])
-            if not self.config.support:
+            if not self.config.reads_first_token:
                 return Reading(float(u[0]), tokens)
             bottleneck = self.wrapper.confidence.bottleneck(tokens)[0].numpy()
         blended, support = _blended(self.signals, float(u[0]), bottleneck, first_token)

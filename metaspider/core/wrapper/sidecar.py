@@ -82,7 +82,7 @@ def _quantizable(name: str, array: np.ndarray) -> bool:
     statistics and coefficients stay exact too: they are small, and a distance or a standardisation
     amplifies rounding."""
     block = gguf.GGML_QUANT_SIZES[Q8_0][0]
-    exact = ("confidence.", "support.", "post.", "fallback.", "fallback_post.")
+    exact = ("confidence.", "support.", "post.", "fallback.", "fallback_post.", "hybrid.")
     return array.ndim == 2 and array.shape[1] % block == 0 and not name.startswith(exact)
 
 

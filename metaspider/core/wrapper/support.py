@@ -11,6 +11,9 @@ signals of the same moment (1 − max-softmax probability and entropy), fitted o
 
     u = support · u_wrapper + (1 − support) · u_fallback
 
+A hybrid wrapper's u_wrapper before the answer is itself a logistic regression on stage A's u and the
+first token's probabilities (`hybrid.stack`, fitted as `metaspider.loom.hybrid` says).
+
 This module is the inference math, in NumPy so both backbones give the same numbers; fitting lives in
 `metaspider.loom.fallback`."""
 
@@ -73,9 +76,10 @@ def post_probe(
     return expit(np.einsum("...ld,ld->...l", z, coef.astype(np.float64)) + intercept).mean(axis=-1)
 
 
-def post_features(probe: np.ndarray | float, msp: np.ndarray | float, entropy: np.ndarray | float) -> np.ndarray:
-    """The hybrid post head's inputs [..., 3]: the probe's logit, 1 − answer max-softmax probability, entropy.
-    With the token probabilities among its inputs the head cannot do worse than them on its training topics."""
+def stacked_features(probe: np.ndarray | float, msp: np.ndarray | float, entropy: np.ndarray | float) -> np.ndarray:
+    """A hybrid head's inputs [..., 3]: the learned P(wrong)'s logit, 1 − max-softmax probability and entropy
+    of the same moment (the first answer token before the answer, the answer's tokens after it). With the
+    token probabilities among its inputs the head cannot do worse than them on its training topics."""
     p = np.clip(np.asarray(probe, dtype=np.float64), 1e-6, 1 - 1e-6)
     return np.concatenate([np.log(p / (1 - p))[..., None], baseline_features(msp, entropy)], axis=-1)
 
@@ -86,11 +90,12 @@ class WrapperSignals:
 
     def __init__(self, weights: Mapping[str, np.ndarray], config: WrapperConfig) -> None:
         self.has_support = config.support
+        self.hybrid = config.hybrid
         self.post_layers = tuple(config.post_layers)
         self.w = {
             name: np.asarray(weights[name], dtype=np.float64)
             for name in config.weight_shapes()
-            if name.startswith(("support.", "fallback.", "fallback_post.", "post."))
+            if name.startswith(("support.", "fallback.", "fallback_post.", "post.", "hybrid."))
         }
 
     def support(self, bottleneck: np.ndarray) -> float | None:
@@ -102,7 +107,11 @@ class WrapperSignals:
         return float(support_from_distance(d2, center, width))
 
     def blend_before(self, u: float, support: float | None, msp_first: float, entropy_first: float) -> float:
-        """u before the answer, leaned toward the first-token fallback as support falls."""
+        """u before the answer: through the hybrid head (when the wrapper has one), then leaned toward the
+        first-token fallback as support falls."""
+        if self.hybrid:
+            stack = self.w["hybrid.stack"]
+            u = float(logistic(stacked_features(u, msp_first, entropy_first), stack[:3], stack[3]))
         if support is None:
             return u
         fallback = logistic(
@@ -119,7 +128,7 @@ class WrapperSignals:
             acts_post, self.w["post.mean"], self.w["post.scale"], self.w["post.coef"], self.w["post.intercept"]
         )
         stack = self.w["post.stack"]
-        u_post = float(logistic(post_features(probe, msp, entropy), stack[:3], stack[3]))
+        u_post = float(logistic(stacked_features(probe, msp, entropy), stack[:3], stack[3]))
         if support is None or "fallback_post.coef" not in self.w:
             return u_post
         fallback = logistic(

@@ -94,3 +94,28 @@ def test_the_chat_model_reports_support_and_score_post(extended):
     record = reply.response_metadata["uncertainty"]
     assert 0.0 < record["support"] <= 1.0 and 0.0 < record["score_post"] < 1.0
     assert model.assess([("user", "What is the capital of France? Answer in a few words.")]).score_post is None
+
+
+@pytest.fixture(scope="module")
+def hybrid(tmp_path_factory) -> Path:
+    """The shipped wrapper with a hybrid head before the answer and no support model."""
+    shipped = Wrapper.open("default", model=MODEL)
+    config = WrapperConfig.from_dict(shipped.manifest.config.to_dict() | {"hybrid": True})
+    weights = dict(shipped.weights) | {"hybrid.stack": np.array([1.0, 2.0, 0.5, -1.0], dtype=np.float32)}
+    wrapper = Wrapper(shipped.manifest.replace(config=config), weights, name="hybrid")
+    return wrapper.save(tmp_path_factory.mktemp("hybrid") / "w")
+
+
+def test_a_hybrid_head_reads_the_bare_first_token_on_both_backbones(backbones, hybrid):
+    scores = {}
+    for name, backbone in backbones.items():
+        pipeline = Pipeline(backbone, hybrid)
+        assessment = pipeline.assess(QUESTIONS[1])
+        bare = backbone.next_logits(assessment.ids)
+        acts = backbone.capture(assessment.ids, pipeline.wrapper.config.read_layers, positions=(-1,))[:, 0, :]
+        expected = pipeline.wrapper.read(acts, first_token_stats(bare))
+        assert assessment.uncertainty.score == pytest.approx(expected.u, abs=1e-5)
+        assert expected.u != pytest.approx(pipeline.wrapper.read(acts).u, abs=1e-3)
+        assert assessment.uncertainty.support is None
+        scores[name] = assessment.uncertainty.score
+    assert scores["llama_cpp"] == pytest.approx(scores["torch"], abs=0.05)
