@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from metaspider.loom.lotocv import AFTER, BEFORE, METHODS, load_pool, lotocv
+from metaspider.loom.lotocv import AFTER, BEFORE, METHODS, load_pool, lotocv_by_split
 from metaspider.loom.report import json_safe
 from metaspider.loom.run_folder import RunFolder
 
@@ -53,17 +53,18 @@ def collect_state(run: RunFolder) -> dict[str, Any]:
     }
 
 
-def score_model(run: RunFolder, by: str, score_split: str = "test") -> dict[str, Any]:
+def score_model(run: RunFolder, by: str, splits: tuple[str, ...] = ("test",)) -> dict[str, dict[str, Any]]:
+    """{split: lotocv result} for each scored split, from one training per held-out topic."""
     started = time.monotonic()
-    result = lotocv(
-        load_pool([run], by),
-        on_topic=lambda name: print(f"  holding out {name}", file=sys.stderr),
-        score_split=score_split,
+    results = lotocv_by_split(
+        load_pool([run], by), splits, on_topic=lambda name: print(f"  holding out {name}", file=sys.stderr)
     )
-    return result | {"collect": collect_state(run), "lotocv_seconds": round(time.monotonic() - started, 1)}
+    extra = {"collect": collect_state(run), "lotocv_seconds": round(time.monotonic() - started, 1)}
+    return {split: result | extra for split, result in results.items()}
 
 
 def markdown(results: dict[str, Any], pending: dict[str, Any], command: str) -> str:
+    split = next((r.get("scored_split", "test") for r in results.values()), "test")
     lines = [
         "# Leave-one-topic-out: does u travel?",
         "",
@@ -71,7 +72,7 @@ def markdown(results: dict[str, Any], pending: dict[str, Any], command: str) -> 
         "",
         "For each topic, stage A (`wrapper`) and the linear probes are trained on every *other* topic's train split "
         "(early stopping, the read-layer window and the probes' C chosen on the other topics' val split) and scored on "
-        "the held-out topic's test split. Methods before the answer (decision point): "
+        f"the held-out topic's {split} split. Methods before the answer (decision point): "
         + ", ".join(f"`{m}`" for m in BEFORE)
         + "; after the answer: "
         + ", ".join(f"`{m}`" for m in AFTER)
@@ -84,7 +85,9 @@ def markdown(results: dict[str, Any], pending: dict[str, Any], command: str) -> 
         "support and fallback (`metaspider/loom/fallback.py`): `wrapper_fallback` is stage A's u, Platt-scaled on val, "
         "blended toward a logistic regression on the first token's max-softmax probability and entropy as the "
         "question's support falls (`support`: 1 near the training questions in the wrapper's bottleneck space, "
-        "toward 0 far from them); `wrapper_post` is the hybrid post-answer head (`probe_post` stacked, on val, with "
+        "toward 0 far from them); `wrapper_hybrid` is the hybrid head before the answer (stage A's u stacked with the "
+        "first token's max-softmax probability and entropy by a regression fitted on out-of-topic logits of the other "
+        "topics' val split, `metaspider/loom/hybrid.py`), blended the same way; `wrapper_post` is the hybrid post-answer head (`probe_post` stacked, on val, with "
         "the answer's max-softmax probability and entropy); `wrapper_post_fallback` is it blended the same way. "
         "Means are unweighted over topics.",
         "",
@@ -113,7 +116,7 @@ def markdown(results: dict[str, Any], pending: dict[str, Any], command: str) -> 
             lines += [
                 "",
                 (
-                    f"Fewer than 5 right (or 5 wrong) answers on the test questions of {', '.join(thin)}: their AUROCs "
+                    f"Fewer than 5 right (or 5 wrong) answers on the {split} questions of {', '.join(thin)}: their AUROCs "
                     "rest on a handful of questions and are little more than noise ('–': all right or all wrong, no "
                     "AUROC); the means count them all the same."
                 ),
@@ -210,7 +213,10 @@ def main() -> None:
     parser.add_argument("--by", default="auto", help="topic = dataset, subject or auto (see metaloom lotocv --by)")
     parser.add_argument("--out", type=Path, default=RESULTS / "generalization")
     parser.add_argument(
-        "--score-split", default="test", help="test (the report), or val to compare recipes without reading test"
+        "--score-split",
+        default="test",
+        help="test (the report), val (to compare recipes without reading test), or val,test (both from one "
+        "training per topic; the val tables go to OUT_val.*)",
     )
     parser.add_argument(
         "--threads", type=int, default=None, help="Torch threads (1 beside a running collect: threads spin)"
@@ -221,20 +227,27 @@ def main() -> None:
 
         torch.set_num_threads(args.threads)
     command = "python benchmarks/generalization.py " + shlex.join(sys.argv[1:])
-    results, pending = {}, {}
+    splits = tuple(args.score_split.split(","))
+    by_split: dict[str, dict[str, Any]] = {split: {} for split in splits}
+    pending = {}
     for spec in args.run:
         model, run = spec.split("=", 1)
         print(f"{model}: leave-one-topic-out on {run}", file=sys.stderr)
-        results[model] = score_model(RunFolder(run), args.by, args.score_split)
+        for split, result in score_model(RunFolder(run), args.by, splits).items():
+            by_split[split][model] = result
     for spec in args.pending:
         model, run = spec.split("=", 1)
         pending[model] = collect_state(RunFolder(run))
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"command": command, "models": results, "pending": pending}
-    args.out.with_suffix(".json").write_text(json.dumps(json_safe(payload), indent=2) + "\n", encoding="utf-8")
-    args.out.with_suffix(".md").write_text(markdown(results, pending, command), encoding="utf-8")
-    plot(results, args.out.with_suffix(".png"))
-    print(f"wrote {args.out}.{{json,md,png}}", file=sys.stderr)
+    for split, results in by_split.items():
+        out = args.out if split == "test" or len(splits) == 1 else args.out.with_name(f"{args.out.name}_{split}")
+        payload = {"command": command, "scored_split": split, "models": results, "pending": pending}
+        # appended, not with_suffix: a name such as "..._qwen2.5-coder-1.5b" has a dot of its own
+        file = {ext: out.with_name(f"{out.name}.{ext}") for ext in ("json", "md", "png")}
+        file["json"].write_text(json.dumps(json_safe(payload), indent=2) + "\n", encoding="utf-8")
+        file["md"].write_text(markdown(results, pending, command), encoding="utf-8")
+        plot(results, file["png"])
+        print(f"wrote {out}.{{json,md,png}}", file=sys.stderr)
 
 
 if __name__ == "__main__":

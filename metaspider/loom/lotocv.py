@@ -175,6 +175,20 @@ def probe_scores(
     return out / train_x.shape[1]
 
 
+def probe_scores_many(
+    train_x: np.ndarray,
+    train_wrong: np.ndarray,
+    val_x: np.ndarray,
+    val_wrong: np.ndarray,
+    scored: dict[str, np.ndarray],
+) -> dict[str, np.ndarray]:
+    """`probe_scores` on several sets of questions from one fit: {name: P(wrong)}."""
+    names = list(scored)
+    stacked = probe_scores(train_x, train_wrong, val_x, val_wrong, np.concatenate([scored[n] for n in names]))
+    bounds = np.cumsum([0, *(len(scored[n]) for n in names)])
+    return {n: stacked[a:b] for n, a, b in zip(names, bounds[:-1], bounds[1:], strict=True)}
+
+
 def train_wrapper(
     config: RunConfig,
     train_x: np.ndarray,
@@ -214,16 +228,29 @@ def fallback_scores(
     """The wrapper's signals with support and fallback on the `test` questions, fitted on `train` and
     `val` by the same `fit_parts` as `metaloom train`: ({method: doubt score}, support per test question).
     `hybrid` also fits the hybrid head before the answer (a few more stage-A trainings per topic)."""
+    return fitted_signals(pool, wrapper, columns, train, val, hybrid, stage_a)(test)
+
+
+def fitted_signals(
+    pool: Pool,
+    wrapper: Any,
+    columns: list[int],
+    train: np.ndarray,
+    val: np.ndarray,
+    hybrid: bool = True,
+    stage_a: StageASettings | None = None,
+) -> Callable[[np.ndarray], tuple[dict[str, np.ndarray], np.ndarray]]:
+    """Fit the wrapper's support, fallbacks, post head and (with `hybrid`) hybrid head on `train` and `val`
+    once; returns the function that scores any mask of questions with them (see `fallback_scores`)."""
     from metaspider.core.wrapper.support import baseline_features, blend
     from metaspider.loom.fallback import bottleneck_vectors, fit_logistic, fit_parts
     from metaspider.loom.hybrid import apply_stack, fit_stack, out_of_topic_logits
     from metaspider.loom.stage_a import confidence_logits
 
     wrong, fields, post = ~pool.correct, pool.fields, pool.acts_post
-    logit_val, logit_test = (confidence_logits(wrapper, pool.acts[mask][:, columns]).numpy() for mask in (val, test))
+    logit_val = confidence_logits(wrapper, pool.acts[val][:, columns]).numpy()
     # The stage-A wrapper's u is Platt-scaled on val, as `metaloom train` stores it.
     platt = fit_logistic(logit_val[:, None], wrong[val])
-    u_test = platt(logit_test[:, None])
     parts = fit_parts(
         *(bottleneck_vectors(wrapper, pool.acts[mask][:, columns]) for mask in (train, val)),
         wrong[train],
@@ -231,40 +258,48 @@ def fallback_scores(
         (fields["msp_first"][val], fields["entropy_first"][val]),
         None if post is None else (post[train], post[val], fields["msp"][val], fields["entropy"][val]),
     )
-    if parts is None:
-        return {}, np.full(int(test.sum()), np.nan)
-    support = parts.support(bottleneck_vectors(wrapper, pool.acts[test][:, columns]))
-
-    def fallback(model: Any, msp_key: str, entropy_key: str, own: np.ndarray) -> np.ndarray:
-        """The fallback's P(wrong) on test; where a question lacks the baseline values (older collects),
-        the wrapper's own score, so the blend leaves it unchanged."""
-        features = baseline_features(fields[msp_key][test], fields[entropy_key][test])
-        finite = np.isfinite(features).all(axis=1)
-        return np.where(finite, model(np.nan_to_num(features, nan=0.0)), own)
-
-    first_fallback = fallback(parts.fallback, "msp_first", "entropy_first", u_test)
-    scores = {"wrapper_fallback": blend(u_test, first_fallback, support)}
-    if hybrid:
+    stack = None
+    if hybrid and parts is not None:
         keys = np.column_stack([pool.topic, pool.origin])
-        layers = tuple(pool.config.read_layers[c] for c in columns)
         oot = out_of_topic_logits(
-            layers,
+            tuple(pool.config.read_layers[c] for c in columns),
             pool.config.inject_layers,
             (pool.acts[train][:, columns], wrong[train], keys[train]),
             (pool.acts[val][:, columns], wrong[val], keys[val]),
             settings=stage_a,
         )
         stack = fit_stack(oot, wrong[val], fields["msp_first"][val], fields["entropy_first"][val], platt)
-        u_hybrid = apply_stack(stack, u_test, fields["msp_first"][test], fields["entropy_first"][test])
-        scores["wrapper_hybrid"] = blend(u_hybrid, first_fallback, support)
-    if post is not None and parts.post is not None:
-        u_post = parts.post(post[test], fields["msp"][test], fields["entropy"][test])
-        scores |= {
-            "probe_post": parts.post.probe(post[test]),
-            "wrapper_post": u_post,
-            "wrapper_post_fallback": blend(u_post, fallback(parts.fallback_post, "msp", "entropy", u_post), support),
-        }
-    return scores, support
+
+    def score(test: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
+        if parts is None:
+            return {}, np.full(int(test.sum()), np.nan)
+        u_test = platt(confidence_logits(wrapper, pool.acts[test][:, columns]).numpy()[:, None])
+        support = parts.support(bottleneck_vectors(wrapper, pool.acts[test][:, columns]))
+
+        def fallback(model: Any, msp_key: str, entropy_key: str, own: np.ndarray) -> np.ndarray:
+            """The fallback's P(wrong) on test; where a question lacks the baseline values (older collects),
+            the wrapper's own score, so the blend leaves it unchanged."""
+            features = baseline_features(fields[msp_key][test], fields[entropy_key][test])
+            finite = np.isfinite(features).all(axis=1)
+            return np.where(finite, model(np.nan_to_num(features, nan=0.0)), own)
+
+        first_fallback = fallback(parts.fallback, "msp_first", "entropy_first", u_test)
+        scores = {"wrapper_fallback": blend(u_test, first_fallback, support)}
+        if stack is not None:
+            u_hybrid = apply_stack(stack, u_test, fields["msp_first"][test], fields["entropy_first"][test])
+            scores["wrapper_hybrid"] = blend(u_hybrid, first_fallback, support)
+        if post is not None and parts.post is not None:
+            u_post = parts.post(post[test], fields["msp"][test], fields["entropy"][test])
+            scores |= {
+                "probe_post": parts.post.probe(post[test]),
+                "wrapper_post": u_post,
+                "wrapper_post_fallback": blend(
+                    u_post, fallback(parts.fallback_post, "msp", "entropy", u_post), support
+                ),
+            }
+        return scores, support
+
+    return score
 
 
 def lotocv(
@@ -280,17 +315,30 @@ def lotocv(
     overrides the wrapper's training settings (default: those of `metaloom train`); `score_split` "val"
     scores the held-out topic's val split instead of its test split, for choosing a recipe without
     looking at test; `hybrid` False skips `wrapper_hybrid` and its extra stage-A trainings."""
-    names = sorted(set(pool.topic[pool.split == score_split])) if topics is None else list(topics)
+    return lotocv_by_split(pool, (score_split,), topics, on_topic, stage_a, hybrid)[score_split]
+
+
+def lotocv_by_split(
+    pool: Pool,
+    splits: Sequence[str],
+    topics: Sequence[str] | None = None,
+    on_topic: Callable[[str], None] | None = None,
+    stage_a: StageASettings | None = None,
+    hybrid: bool = True,
+) -> dict[str, dict[str, Any]]:
+    """`lotocv` scoring each of `splits` of the held-out topic with the same trained wrapper and probes (one
+    training per topic): {split: result}. A recipe is chosen on "val", the report read on "test"."""
+    names = sorted(set(pool.topic[np.isin(pool.split, splits)])) if topics is None else list(topics)
     baselines = baseline_scores(pool.fields)
-    results: dict[str, Any] = {}
+    results: dict[str, dict[str, Any]] = {split: {} for split in splits}
     for name in names:
         if on_topic:
             on_topic(name)
         held = (pool.topic == name) | (pool.origin == name)
         train, val = (~held) & (pool.split == "train"), (~held) & (pool.split == "val")
-        test = (pool.topic == name) & (pool.split == score_split)
-        if not test.any():
-            raise MetaspiderError(f"topic {name!r} has no {score_split} questions in the runs")
+        scored = {split: (pool.topic == name) & (pool.split == split) for split in splits}
+        if not any(mask.any() for mask in scored.values()):
+            raise MetaspiderError(f"topic {name!r} has no {' or '.join(splits)} questions in the runs")
         if not train.any() or not val.any():
             raise MetaspiderError(
                 f"leaving out {name!r} leaves no train or no val questions: collect the other topics' train and val splits"
@@ -299,29 +347,44 @@ def lotocv(
         wrapper, columns = train_wrapper(
             pool.config, pool.acts[train], wrong[train], pool.acts[val], wrong[val], stage_a
         )
-        extra, support = fallback_scores(pool, wrapper, columns, train, val, test, hybrid, stage_a)
-        scores: dict[str, np.ndarray] = {
-            "wrapper": _sigmoid_logits(wrapper, pool.acts[test][:, columns]),
-            "linear_probe": probe_scores(pool.acts[train], wrong[train], pool.acts[val], wrong[val], pool.acts[test]),
-            **extra,
-        }
-        scores |= {method: values[test] for method, values in baselines.items() if not np.isnan(values[test]).all()}
-        correct = pool.correct[test]
-        per_method = {method: rank_metrics(scores[method], correct) for method in METHODS if method in scores}
-        results[name] = {
-            "n": int(test.sum()),
-            "base_accuracy": float(correct.mean()),
-            "n_consistency": per_method.get("consistency", {}).get("n", 0),
-            "support": float(np.mean(support)),
-            **{key: {m: v[key] for m, v in per_method.items()} for key in ("auroc", "aurc", "selective_accuracy_50")},
-        }
+        signals = fitted_signals(pool, wrapper, columns, train, val, hybrid, stage_a)
+        probe_x = {split: pool.acts[mask] for split, mask in scored.items() if mask.any()}
+        probes = probe_scores_many(pool.acts[train], wrong[train], pool.acts[val], wrong[val], probe_x)
+        for split, test in scored.items():
+            if not test.any():
+                continue
+            extra, support = signals(test)
+            scores: dict[str, np.ndarray] = {
+                "wrapper": _sigmoid_logits(wrapper, pool.acts[test][:, columns]),
+                "linear_probe": probes[split],
+                **extra,
+            }
+            scores |= {method: values[test] for method, values in baselines.items() if not np.isnan(values[test]).all()}
+            correct = pool.correct[test]
+            per_method = {method: rank_metrics(scores[method], correct) for method in METHODS if method in scores}
+            results[split][name] = {
+                "n": int(test.sum()),
+                "base_accuracy": float(correct.mean()),
+                "n_consistency": per_method.get("consistency", {}).get("n", 0),
+                "support": float(np.mean(support)),
+                **{
+                    key: {m: v[key] for m, v in per_method.items()}
+                    for key in ("auroc", "aurc", "selective_accuracy_50")
+                },
+            }
     return {
-        "model": pool.config.model,
-        "scored_split": score_split,
-        "read_layers": list(pool.config.read_layers),
-        "topics": results,
-        **{f"mean_{key}": mean_over_topics(results, key) for key in ("auroc", "aurc", "selective_accuracy_50")},
-        "consistency_topics": sorted(name for name, r in results.items() if r["n_consistency"]),
+        split: {
+            "model": pool.config.model,
+            "scored_split": split,
+            "read_layers": list(pool.config.read_layers),
+            "topics": topic_results,
+            **{
+                f"mean_{key}": mean_over_topics(topic_results, key)
+                for key in ("auroc", "aurc", "selective_accuracy_50")
+            },
+            "consistency_topics": sorted(name for name, r in topic_results.items() if r["n_consistency"]),
+        }
+        for split, topic_results in results.items()
     }
 
 

@@ -187,10 +187,19 @@ def test_conversations_about_the_held_out_topic_stay_out_of_training(tmp_path, m
     )
     monkeypatch.setattr(lotocv, "train_wrapper", lambda *_, **__: (None, [0]))
     monkeypatch.setattr(lotocv, "_sigmoid_logits", lambda wrapper, acts: np.zeros(len(acts)))
-    monkeypatch.setattr(lotocv, "fallback_scores", lambda pool, w, c, train, val, test, *_: ({}, np.ones(test.sum())))
+    monkeypatch.setattr(lotocv, "fitted_signals", lambda *_: lambda test: ({}, np.ones(test.sum())))
     lotocv.lotocv(pool, topics=["a", "conversations"])
     # holding out a: b, c and the 6 conversations about b; holding out conversations: a, b and c in full
     assert sizes[0] == (160 + 6, 60 + 6, 40)
     assert sizes[1] == (240, 90, 10)
     assert lotocv.conversation_origin("conversations:elements:x") == "elements"
     assert lotocv.conversation_origin("elements:x") is None
+
+
+def test_scoring_val_and_test_at_once_matches_scoring_each_alone(tmp_path):
+    pool = lotocv.load_pool([_run(tmp_path)])
+    both = lotocv.lotocv_by_split(pool, ("val", "test"), topics=["b"], stage_a=FAST, hybrid=False)
+    for split in ("val", "test"):
+        alone = lotocv.lotocv(pool, topics=["b"], stage_a=FAST, score_split=split, hybrid=False)
+        assert both[split]["topics"]["b"]["n"] == alone["topics"]["b"]["n"]
+        assert both[split]["mean_auroc"] == pytest.approx(alone["mean_auroc"], nan_ok=True)
