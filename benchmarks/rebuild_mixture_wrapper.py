@@ -21,28 +21,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from rebuild_default_wrapper import run_steps
+
+from metaspider.loom.topics.registry import CONVERSATIONS, OPEN_ENDED, QA_TOPICS
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 METALOOM = Path(sys.executable).with_name("metaloom")
-TOPICS = (
-    "countries",
-    "elements",
-    "us-states",
-    "world-cities",
-    "airports",
-    "calling-codes",
-    "country-codes",
-    "currencies",
-    "languages",
-    "roman-numerals",
-    "number-words",
-    "arithmetic",
-    "calendar",
-    "provinces",
-    "emoji",
-    "open-ended",
-    "conversations",
-)
+TOPICS = ("countries", *QA_TOPICS, OPEN_ENDED, CONVERSATIONS)
 LIMITS = {"val": 20, "train": 50}
 TARGET_MINUTES = {"smollm2-135m": 30}
 
@@ -57,16 +43,6 @@ def lanes(model: str, run: Path) -> list[dict[str, list[str]]]:
                 *("--limit", str(limit), "--run", str(run), "--threads", "1"),
             ]
     return out
-
-
-def run_steps(steps: dict[str, list[str]]) -> dict[str, float]:
-    """Each step in turn, its wall time in seconds."""
-    seconds = {}
-    for name, command in steps.items():
-        start = time.perf_counter()
-        subprocess.run([str(METALOOM), *command], check=True)
-        seconds[name] = round(time.perf_counter() - start, 1)
-    return seconds
 
 
 def main() -> None:

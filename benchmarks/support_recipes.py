@@ -27,8 +27,8 @@ from sklearn.decomposition import PCA
 
 from metaspider.core.wrapper.support import baseline_features, blend, mahalanobis_sq, support_from_distance
 from metaspider.loom.fallback import fit_logistic
-from metaspider.loom.hybrid import apply_stack, fit_stack, out_of_topic_logits
-from metaspider.loom.lotocv import load_pool, probe_scores, rank_metrics, train_wrapper
+from metaspider.loom.hybrid import apply_stack
+from metaspider.loom.lotocv import fit_pool_stack, load_pool, probe_scores, rank_metrics, train_wrapper
 from metaspider.loom.report import json_safe
 from metaspider.loom.run_folder import RunFolder
 from metaspider.loom.stage_a import confidence_logits
@@ -59,15 +59,8 @@ def score_topics(run: RunFolder, split: str) -> dict[str, Any]:
             wrong[val][np.isfinite(first[val]).all(axis=1)],
         )
         correct = pool.correct[scored]
-        keys = np.column_stack([pool.topic, pool.origin])
-        oot = out_of_topic_logits(
-            tuple(pool.config.read_layers[c] for c in columns),
-            pool.config.inject_layers,
-            (pool.acts[train][:, columns], wrong[train], keys[train]),
-            (pool.acts[val][:, columns], wrong[val], keys[val]),
-        )
         fields = pool.fields
-        stack_oot = fit_stack(oot, wrong[val], fields["msp_first"][val], fields["entropy_first"][val])
+        stack_oot = fit_pool_stack(pool, columns, train, val)
         u_raw = 1 / (1 + np.exp(-logit))
         hybrid = apply_stack(stack_oot, u_raw, fields["msp_first"][scored], fields["entropy_first"][scored])
         probe = probe_scores(pool.acts[train], wrong[train], pool.acts[val], wrong[val], pool.acts[scored])

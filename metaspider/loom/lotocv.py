@@ -244,7 +244,7 @@ def fitted_signals(
     once; returns the function that scores any mask of questions with them (see `fallback_scores`)."""
     from metaspider.core.wrapper.support import baseline_features, blend
     from metaspider.loom.fallback import bottleneck_vectors, fit_logistic, fit_parts
-    from metaspider.loom.hybrid import apply_stack, fit_stack, out_of_topic_logits
+    from metaspider.loom.hybrid import apply_stack
     from metaspider.loom.stage_a import confidence_logits
 
     wrong, fields, post = ~pool.correct, pool.fields, pool.acts_post
@@ -258,17 +258,7 @@ def fitted_signals(
         (fields["msp_first"][val], fields["entropy_first"][val]),
         None if post is None else (post[train], post[val], fields["msp"][val], fields["entropy"][val]),
     )
-    stack = None
-    if hybrid and parts is not None:
-        keys = np.column_stack([pool.topic, pool.origin])
-        oot = out_of_topic_logits(
-            tuple(pool.config.read_layers[c] for c in columns),
-            pool.config.inject_layers,
-            (pool.acts[train][:, columns], wrong[train], keys[train]),
-            (pool.acts[val][:, columns], wrong[val], keys[val]),
-            settings=stage_a,
-        )
-        stack = fit_stack(oot, wrong[val], fields["msp_first"][val], fields["entropy_first"][val], platt)
+    stack = fit_pool_stack(pool, columns, train, val, stage_a, platt) if hybrid and parts is not None else None
 
     def score(test: np.ndarray) -> tuple[dict[str, np.ndarray], np.ndarray]:
         if parts is None:
@@ -300,6 +290,30 @@ def fitted_signals(
         return scores, support
 
     return score
+
+
+def fit_pool_stack(
+    pool: Pool,
+    columns: list[int],
+    train: np.ndarray,
+    val: np.ndarray,
+    stage_a: StageASettings | None = None,
+    calibration: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> Any:
+    """The hybrid head's stacking regression for a wrapper reading `columns`, fitted on the out-of-topic
+    logits of the pool's `val` questions (stage A retrained on `train` without each group of topics; a
+    conversation also kept out with its final question's topic)."""
+    from metaspider.loom.hybrid import fit_stack, out_of_topic_logits
+
+    wrong, keys = ~pool.correct, np.column_stack([pool.topic, pool.origin])
+    oot = out_of_topic_logits(
+        tuple(pool.config.read_layers[c] for c in columns),
+        pool.config.inject_layers,
+        (pool.acts[train][:, columns], wrong[train], keys[train]),
+        (pool.acts[val][:, columns], wrong[val], keys[val]),
+        settings=stage_a,
+    )
+    return fit_stack(oot, wrong[val], pool.fields["msp_first"][val], pool.fields["entropy_first"][val], calibration)
 
 
 def lotocv(
