@@ -109,8 +109,8 @@ class Pipeline:
             return Assessment(ids, None, self._uncertainty(None, baseline if u is None else float(u)))
         wrapper = self.wrapper
         if wrapper.config.reads_first_token and u is None:
-            # The blend and the hybrid head need the bare first-token distribution before u is known, so the decision token is
-            # not primed: pass 2 re-evaluates it, as on Torch.
+            # The blend and the hybrid head need the bare first-token distribution before u is known, so the
+            # decision token is not primed: pass 2 re-evaluates it, as on Torch.
             acts = self.backbone.capture(ids, wrapper.config.read_layers, positions=(-1,))
             logits = self.backbone.last_logits
             first = first_token_stats(logits) if logits is not None else None

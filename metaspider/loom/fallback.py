@@ -233,10 +233,6 @@ def with_support_and_post(
     return extended_wrapper(wrapper, update, tensors), summary
 
 
-FITTED_GROUPS = ("support", "fallback", "fallback_post", "post", "hybrid")
-"""State-dict groups fitted after stage A (not by gradient): `metaloom train --stage parts` refits them."""
-
-
 def extended_wrapper(wrapper: Any, update: dict[str, Any], tensors: dict[str, np.ndarray]) -> Any:
     """A copy of `wrapper` whose config is changed by `update` and that also holds `tensors`."""
     import torch
@@ -255,7 +251,7 @@ def extended_wrapper(wrapper: Any, update: dict[str, Any], tensors: dict[str, np
 def without_fitted_parts(wrapper: Any) -> Any:
     """A copy of `wrapper` without its support, fallbacks, hybrid stack and post head (encoder, calibration and
     meta-attention heads kept), to fit them again."""
-    from metaspider.core.wrapper.config import WrapperConfig
+    from metaspider.core.wrapper.config import FITTED_GROUPS, WrapperConfig
     from metaspider.core.wrapper.torch_module import MetaWrapper
 
     config = wrapper.config.to_dict() | {"support": False, "hybrid": False, "post_layers": []}

@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+from scipy.special import expit
 
 from metaspider.core.wrapper.support import stacked_features
 from metaspider.errors import MetaspiderError
@@ -74,6 +75,22 @@ def out_of_topic_logits(
     return logits
 
 
+def fit_out_of_topic_stack(
+    read_layers: tuple[int, ...],
+    inject_layers: tuple[int, ...],
+    train: tuple[np.ndarray, np.ndarray, np.ndarray],
+    val: tuple[np.ndarray, np.ndarray, np.ndarray],
+    first_token: tuple[np.ndarray, np.ndarray],
+    calibration: Callable[[np.ndarray], np.ndarray] | None = None,
+    settings: StageASettings | None = None,
+) -> tuple[Logistic, np.ndarray]:
+    """The hybrid head's stacking regression, fitted on `out_of_topic_logits` of `val` (its arguments as
+    there) with val's first-token (max-softmax probability, entropy) `first_token`: (the regression, the
+    out-of-topic logits)."""
+    logits = out_of_topic_logits(read_layers, inject_layers, train, val, settings=settings)
+    return fit_stack(logits, val[1], *first_token, calibration), logits
+
+
 def fit_stack(
     logits: np.ndarray,
     wrong: np.ndarray,
@@ -84,7 +101,7 @@ def fit_stack(
     """The stacking regression on (u's logit, 1 − first-token max-softmax probability, entropy), u being
     `calibration` of the logits [N, 1] (the wrapper's Platt map, so that the regression applies to the u the
     wrapper reports) or their sigmoid; questions without first-token values (older collects) are left out."""
-    u = calibration(np.asarray(logits)[:, None]) if calibration else _sigmoid(logits)
+    u = calibration(np.asarray(logits)[:, None]) if calibration else expit(np.asarray(logits, dtype=np.float64))
     features = stacked_features(u, msp_first, entropy_first)
     usable = np.isfinite(features).all(axis=1)
     if not usable.any():
@@ -104,10 +121,6 @@ def _keys(topics: np.ndarray) -> np.ndarray:
     return keys[:, None] if keys.ndim == 1 else keys
 
 
-def _sigmoid(logits: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-np.asarray(logits, dtype=np.float64)))
-
-
 def with_hybrid(
     wrapper: Any,
     columns: list[int],
@@ -124,28 +137,29 @@ def with_hybrid(
 
     from metaspider.loom.fallback import extended_wrapper
 
-    train_wrong, val_wrong = ~train.labels("correct"), ~val.labels("correct")
-    logits = out_of_topic_logits(
-        tuple(wrapper.config.read_layers),
-        tuple(wrapper.config.inject_layers),
-        (train.acts[:, columns], train_wrong, keys[0]),
-        (val.acts[:, columns], val_wrong, keys[1]),
-        settings=settings,
-    )
-
     def calibration(x: np.ndarray) -> np.ndarray:
         with torch.no_grad():
             return wrapper.calibrate(torch.as_tensor(x[:, 0], dtype=torch.float32)).numpy().astype(np.float64)
 
+    train_wrong, val_wrong = ~train.labels("correct"), ~val.labels("correct")
     msp_first, entropy_first = val.field("msp_first"), val.field("entropy_first")
-    stack = fit_stack(logits, val_wrong, msp_first, entropy_first, calibration)
-    hybrid = apply_stack(stack, calibration(logits[:, None]), msp_first, entropy_first)
+    stack, logits = fit_out_of_topic_stack(
+        tuple(wrapper.config.read_layers),
+        tuple(wrapper.config.inject_layers),
+        (train.acts[:, columns], train_wrong, keys[0]),
+        (val.acts[:, columns], val_wrong, keys[1]),
+        (msp_first, entropy_first),
+        calibration,
+        settings,
+    )
+    u = calibration(logits[:, None])
+    hybrid = apply_stack(stack, u, msp_first, entropy_first)
     groups = topic_groups(list(_keys(keys[1])[:, 0]))
     summary = {
         "folds": groups,
         "stack": {"coef": stack.coef.tolist(), "intercept": stack.intercept},
         "val_auroc_out_of_topic": {
-            "wrapper": metrics.auroc(calibration(logits[:, None]), ~val_wrong),
+            "wrapper": metrics.auroc(u, ~val_wrong),
             "hybrid": metrics.auroc(hybrid, ~val_wrong),
             "msp_first": metrics.auroc(1 - msp_first, ~val_wrong),
         },

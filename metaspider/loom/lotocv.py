@@ -215,22 +215,6 @@ def train_wrapper(
     return wrapper, columns
 
 
-def fallback_scores(
-    pool: Pool,
-    wrapper: Any,
-    columns: list[int],
-    train: np.ndarray,
-    val: np.ndarray,
-    test: np.ndarray,
-    hybrid: bool = True,
-    stage_a: StageASettings | None = None,
-) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """The wrapper's signals with support and fallback on the `test` questions, fitted on `train` and
-    `val` by the same `fit_parts` as `metaloom train`: ({method: doubt score}, support per test question).
-    `hybrid` also fits the hybrid head before the answer (a few more stage-A trainings per topic)."""
-    return fitted_signals(pool, wrapper, columns, train, val, hybrid, stage_a)(test)
-
-
 def fitted_signals(
     pool: Pool,
     wrapper: Any,
@@ -241,7 +225,9 @@ def fitted_signals(
     stage_a: StageASettings | None = None,
 ) -> Callable[[np.ndarray], tuple[dict[str, np.ndarray], np.ndarray]]:
     """Fit the wrapper's support, fallbacks, post head and (with `hybrid`) hybrid head on `train` and `val`
-    once; returns the function that scores any mask of questions with them (see `fallback_scores`)."""
+    once; returns the function that scores any mask of questions with them: ({method: doubt score}, support per
+    scored question), as `metaloom train` fits them (`fit_parts`). `hybrid` also fits the hybrid head before the
+    answer (a few more stage-A trainings per topic)."""
     from metaspider.core.wrapper.support import baseline_features, blend
     from metaspider.loom.fallback import bottleneck_vectors, fit_logistic, fit_parts
     from metaspider.loom.hybrid import apply_stack
@@ -303,17 +289,19 @@ def fit_pool_stack(
     """The hybrid head's stacking regression for a wrapper reading `columns`, fitted on the out-of-topic
     logits of the pool's `val` questions (stage A retrained on `train` without each group of topics; a
     conversation also kept out with its final question's topic)."""
-    from metaspider.loom.hybrid import fit_stack, out_of_topic_logits
+    from metaspider.loom.hybrid import fit_out_of_topic_stack
 
     wrong, keys = ~pool.correct, np.column_stack([pool.topic, pool.origin])
-    oot = out_of_topic_logits(
+    stack, _ = fit_out_of_topic_stack(
         tuple(pool.config.read_layers[c] for c in columns),
         pool.config.inject_layers,
         (pool.acts[train][:, columns], wrong[train], keys[train]),
         (pool.acts[val][:, columns], wrong[val], keys[val]),
-        settings=stage_a,
+        (pool.fields["msp_first"][val], pool.fields["entropy_first"][val]),
+        calibration,
+        stage_a,
     )
-    return fit_stack(oot, wrong[val], pool.fields["msp_first"][val], pool.fields["entropy_first"][val], calibration)
+    return stack
 
 
 def lotocv(

@@ -28,6 +28,7 @@ from metaspider.loom.stage_a import StageASettings, confidence_logits, train_sta
 from metaspider.loom.stage_b import StageBSettings, examples, first_tokens, train_stage_b
 
 STAGES = ("a", "b", "all", "parts")
+_STAGE_A = set(StageASettings.__dataclass_fields__)
 READ_WINDOW = 3
 BIAS_GRID = (-1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.0, 3.0)
 ANSWER_BELOW = 0.5
@@ -79,6 +80,8 @@ def train(
     parts again on the run's wrapper, its encoder and heads unchanged). Writes the wrapper folder."""
     if stage not in STAGES:
         raise MetaspiderError(f"unknown stage {stage!r}: use one of {', '.join(STAGES)}")
+    if hybrid and stage == "b":
+        raise MetaspiderError("--hybrid is fitted with stage a, all or parts, not with stage b alone")
     datasets = training_datasets(run)
     need_prefix = stage in ("b", "all")
     train_parts = [run.load(d, "train", with_prefix=need_prefix) for d in datasets]
@@ -166,9 +169,6 @@ def _refit_parts(run, wrapper, manifest, train_data, val_data, keys) -> tuple[Me
     manifest = manifest.replace(config=wrapper.config, training_data=training_data)
     save_wrapper(run.wrapper_dir, wrapper.state_dict(), manifest)
     return wrapper, manifest
-
-
-_STAGE_A = set(StageASettings.__dataclass_fields__)
 
 
 def _stage_a(

@@ -15,7 +15,11 @@ from metaspider.core.names import INJECTION_MODES, POSITION_MODES, InjectionMode
 from metaspider.core.schema import Schema
 from metaspider.errors import MetaspiderError
 
-__all__ = ["INJECTION_MODES", "POSITION_MODES", "WrapperConfig", "default_layers"]
+__all__ = ["FITTED_GROUPS", "INJECTION_MODES", "POSITION_MODES", "WrapperConfig", "default_layers"]
+
+FITTED_GROUPS = ("support", "fallback", "fallback_post", "post", "hybrid")
+"""Tensor groups fitted after stage A, not trained by gradient: kept exact in a sidecar, computed by the shared
+NumPy code on both runtimes, and refitted by `metaloom train --stage parts`."""
 
 
 class WrapperConfig(Schema):

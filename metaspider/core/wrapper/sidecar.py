@@ -21,7 +21,7 @@ from gguf import quants
 
 from metaspider.core.files import atomic_path
 from metaspider.core.names import SIDECAR_WEIGHT_TYPES
-from metaspider.core.wrapper.config import WrapperConfig
+from metaspider.core.wrapper.config import FITTED_GROUPS, WrapperConfig
 from metaspider.core.wrapper.folder import FORMAT_VERSION, WrapperManifest
 from metaspider.errors import MetaspiderError
 
@@ -82,7 +82,7 @@ def _quantizable(name: str, array: np.ndarray) -> bool:
     statistics and coefficients stay exact too: they are small, and a distance or a standardisation
     amplifies rounding."""
     block = gguf.GGML_QUANT_SIZES[Q8_0][0]
-    exact = ("confidence.", "support.", "post.", "fallback.", "fallback_post.", "hybrid.")
+    exact = ("confidence.", *(f"{group}." for group in FITTED_GROUPS))
     return array.ndim == 2 and array.shape[1] % block == 0 and not name.startswith(exact)
 
 

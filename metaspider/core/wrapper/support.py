@@ -25,7 +25,7 @@ from collections.abc import Mapping
 import numpy as np
 from scipy.special import expit
 
-from metaspider.core.wrapper.config import WrapperConfig
+from metaspider.core.wrapper.config import FITTED_GROUPS, WrapperConfig
 
 
 def first_token_stats(logits: np.ndarray) -> tuple[float, float]:
@@ -95,7 +95,7 @@ class WrapperSignals:
         self.w = {
             name: np.asarray(weights[name], dtype=np.float64)
             for name in config.weight_shapes()
-            if name.startswith(("support.", "fallback.", "fallback_post.", "post.", "hybrid."))
+            if name.split(".", 1)[0] in FITTED_GROUPS
         }
 
     def support(self, bottleneck: np.ndarray) -> float | None:

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from metaspider.core.numerics import fit_platt
-from metaspider.core.wrapper.config import WrapperConfig
+from metaspider.core.wrapper.config import FITTED_GROUPS, WrapperConfig
 from metaspider.errors import MetaspiderError
 
 UP_INIT_STD = 1e-3
@@ -119,10 +119,11 @@ class MetaWrapper(nn.Module):
         self.e_doubt = nn.Parameter(torch.randn(d))
         self.e_sure = nn.Parameter(torch.randn(d))
         self.heads = nn.ModuleDict({str(layer): MetaAttentionHead(config) for layer in config.inject_layers})
-        # Support, fallbacks, the hybrid stack and the post-answer head: fitted statistics, not trained by gradient. Stored in the
-        # state dict so the wrapper file holds them; their math is NumPy (`support.py`), shared by both runtimes.
+        # Support, fallbacks, the hybrid stack and the post-answer head: fitted statistics, not trained by
+        # gradient. Stored in the state dict so the wrapper file holds them; their math is NumPy (`support.py`),
+        # shared by both runtimes.
         shapes = config.weight_shapes()
-        for group in ("support", "fallback", "fallback_post", "post", "hybrid"):
+        for group in FITTED_GROUPS:
             names = {name.split(".", 1)[1]: shape for name, shape in shapes.items() if name.split(".", 1)[0] == group}
             if names:
                 holder = nn.Module()

@@ -65,15 +65,21 @@ def extended(tmp_path_factory, backbones) -> Path:
     return wrapper.save(tmp_path_factory.mktemp("extended") / "w")
 
 
+def _pass_one(backbone, wrapper: Path, messages):
+    """(pipeline, pass 1's assessment, the wrapper's reading of the same activations given the bare first
+    token's distribution, the same reading without it)."""
+    pipeline = Pipeline(backbone, wrapper)
+    assessment = pipeline.assess(messages)
+    bare = backbone.next_logits(assessment.ids)
+    acts = backbone.capture(assessment.ids, pipeline.wrapper.config.read_layers, positions=(-1,))[:, 0, :]
+    return pipeline, assessment, pipeline.wrapper.read(acts, first_token_stats(bare)), pipeline.wrapper.read(acts)
+
+
 def test_pass_one_blends_with_the_bare_first_token_and_the_answer_gets_u_post(backbones, extended):
     results = {}
     for name, backbone in backbones.items():
-        pipeline = Pipeline(backbone, extended)
         for index, messages in enumerate(QUESTIONS):
-            assessment = pipeline.assess(messages)
-            bare = backbone.next_logits(assessment.ids)
-            acts = backbone.capture(assessment.ids, pipeline.wrapper.config.read_layers, positions=(-1,))[:, 0, :]
-            expected = pipeline.wrapper.read(acts, first_token_stats(bare))
+            _, assessment, expected, _ = _pass_one(backbone, extended, messages)
             assert assessment.uncertainty.score == pytest.approx(expected.u, abs=1e-5)
             assert assessment.uncertainty.support == pytest.approx(expected.support, abs=1e-5)
             result = Pipeline(backbone, extended).run(messages, PARAMS)
@@ -109,13 +115,9 @@ def hybrid(tmp_path_factory) -> Path:
 def test_a_hybrid_head_reads_the_bare_first_token_on_both_backbones(backbones, hybrid):
     scores = {}
     for name, backbone in backbones.items():
-        pipeline = Pipeline(backbone, hybrid)
-        assessment = pipeline.assess(QUESTIONS[1])
-        bare = backbone.next_logits(assessment.ids)
-        acts = backbone.capture(assessment.ids, pipeline.wrapper.config.read_layers, positions=(-1,))[:, 0, :]
-        expected = pipeline.wrapper.read(acts, first_token_stats(bare))
+        _, assessment, expected, without_first_token = _pass_one(backbone, hybrid, QUESTIONS[1])
         assert assessment.uncertainty.score == pytest.approx(expected.u, abs=1e-5)
-        assert expected.u != pytest.approx(pipeline.wrapper.read(acts).u, abs=1e-3)
+        assert expected.u != pytest.approx(without_first_token.u, abs=1e-3)
         assert assessment.uncertainty.support is None
         scores[name] = assessment.uncertainty.score
     assert scores["llama_cpp"] == pytest.approx(scores["torch"], abs=0.05)

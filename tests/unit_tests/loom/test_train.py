@@ -1,6 +1,8 @@
 import numpy as np
+import pytest
 
 from metaspider.core.wrapper.folder import load_torch_wrapper
+from metaspider.errors import MetaspiderError
 from metaspider.loom.run_folder import RunConfig, RunFolder
 from metaspider.loom.train import read_layer_candidates, train
 
@@ -65,3 +67,8 @@ def test_one_training_data_set_leaves_the_hybrid_head_out_and_says_why(tmp_path)
     train(run, stage="a", epochs=1, hybrid=True)
     _, manifest = load_torch_wrapper(run.wrapper_dir, "fp")
     assert not manifest.config.hybrid and "two training data sets" in manifest.training_data["hybrid"]
+
+
+def test_the_hybrid_head_is_not_fitted_by_stage_b_alone(tmp_path):
+    with pytest.raises(MetaspiderError, match="--hybrid"):
+        train(_topic_run(tmp_path), stage="b", hybrid=True)
